@@ -1,0 +1,177 @@
+/// Where a model stands, independent of any one key.
+public enum ModelState: Sendable, Equatable {
+    case healthy
+    /// Failing on several keys at once: the model's fault, set aside until `until`.
+    case outage(until: Timestamp)
+    /// Retired or missing upstream (404, no endpoints): out until `until` or a catalog sync brings it back.
+    case gone(until: Timestamp)
+
+    public var name: String {
+        switch self {
+        case .healthy: "healthy"
+        case .outage: "outage"
+        case .gone: "gone"
+        }
+    }
+
+    public var until: Timestamp? {
+        switch self {
+        case .healthy: nil
+        case .outage(let t), .gone(let t): t
+        }
+    }
+}
+
+public struct ModelTransition: Sendable, Equatable {
+    public var from: ModelState
+    public var to: ModelState
+    public var reason: String
+}
+
+/// The health of one model: tells a model outage from a bad key.
+///
+/// A transient failure is the model's when the model has failed on another key too since it last
+/// succeeded; then no key is blamed. One key failing alone is the key's.
+public struct ModelHealth: Sendable {
+    public private(set) var state: ModelState = .healthy
+    public private(set) var reason = ""
+    public private(set) var since: Timestamp
+    private var failingKeys: [(key: KeyID, at: Timestamp)] = []
+    private var consecutiveFailures = 0
+    public internal(set) var settings: HealthSettings
+
+    public init(settings: HealthSettings, now: Timestamp) {
+        self.settings = settings
+        self.since = now
+    }
+
+    public func effectiveState(at now: Timestamp) -> ModelState {
+        if let until = state.until, now >= until { return .healthy }
+        return state
+    }
+
+    public func isUsable(at now: Timestamp) -> Bool { effectiveState(at: now) == .healthy }
+
+    public mutating func recordSuccess(at now: Timestamp) {
+        failingKeys.removeAll(keepingCapacity: true)
+        consecutiveFailures = 0
+        if state != .healthy, effectiveState(at: now) == .healthy {
+            state = .healthy
+            reason = "answered again"
+            since = now
+        }
+    }
+
+    /// Records a transient failure on `key`; returns whether it is the model's fault (so the key is not blamed).
+    public mutating func recordFailure(
+        key: KeyID, providerKeyCount: Int, retry: Timestamp?, detail: String, at now: Timestamp
+    ) -> (modelFault: Bool, transition: ModelTransition?) {
+        // Already set aside: late failures are the model's too, never a key's.
+        if effectiveState(at: now) != .healthy { return (true, nil) }
+        let horizon = now - settings.window
+        failingKeys.removeAll { $0.at <= horizon || $0.key == key }
+        failingKeys.append((key, now))
+        consecutiveFailures += 1
+        let distinct = failingKeys.count
+        let modelFault: Bool
+        if providerKeyCount <= 1 {
+            modelFault = consecutiveFailures >= max(settings.consecutiveFailuresToCool, 1)
+        } else {
+            modelFault = distinct >= 2
+        }
+        guard modelFault else { return (false, nil) }
+        let until = max(retry ?? now, now + settings.modelCooldown)
+        let why = providerKeyCount <= 1
+            ? "\(consecutiveFailures) failures in a row\(detail.isEmpty ? "" : ": \(detail)")"
+            : "failing on \(distinct) keys at once\(detail.isEmpty ? "" : ": \(detail)")"
+        return (true, move(to: .outage(until: until), reason: why, at: now))
+    }
+
+    /// An upstream asked for a pause (503 with Retry-After): honoured for the model, not held against a key.
+    public mutating func pause(until: Timestamp, detail: String, at now: Timestamp) -> ModelTransition? {
+        if let current = effectiveState(at: now).until, current >= until { return nil }
+        return move(to: .outage(until: until), reason: "upstream asked to retry later\(detail.isEmpty ? "" : ": \(detail)")", at: now)
+    }
+
+    public mutating func markGone(detail: String, at now: Timestamp) -> ModelTransition? {
+        move(to: .gone(until: now + settings.maxReprobeAfter), reason: "gone upstream\(detail.isEmpty ? "" : ": \(detail)")", at: now)
+    }
+
+    public mutating func reset(at now: Timestamp, reason: String) -> ModelTransition? {
+        failingKeys.removeAll()
+        consecutiveFailures = 0
+        return move(to: .healthy, reason: reason, at: now)
+    }
+
+    private mutating func move(to newState: ModelState, reason: String, at now: Timestamp) -> ModelTransition? {
+        let old = effectiveState(at: now)
+        state = newState
+        self.reason = reason
+        since = now
+        if newState != .healthy {
+            failingKeys.removeAll()
+            consecutiveFailures = 0
+        }
+        guard old != newState else { return nil }
+        return ModelTransition(from: old, to: newState, reason: reason)
+    }
+}
+
+/// An account's shared quota: a daily cap reached on one key is reached on all of them.
+public struct AccountHealth: Sendable, Equatable {
+    public private(set) var exhaustedUntil: Timestamp?
+    public private(set) var reason = ""
+
+    public init() {}
+
+    public func isUsable(at now: Timestamp) -> Bool {
+        exhaustedUntil.map { now >= $0 } ?? true
+    }
+
+    public mutating func exhaust(until: Timestamp, reason: String) -> Bool {
+        if let current = exhaustedUntil, current >= until { return false }
+        exhaustedUntil = until
+        self.reason = reason
+        return true
+    }
+
+    public mutating func reset() {
+        exhaustedUntil = nil
+        reason = ""
+    }
+}
+
+/// Provider-wide signals: many keys rejected at once is an incident, not many dead keys.
+public struct ProviderHealth: Sendable {
+    private var authFailures: [(key: KeyID, at: Timestamp)] = []
+    public private(set) var incidentUntil: Timestamp?
+    public private(set) var reason = ""
+
+    public init() {}
+
+    public func isUsable(at now: Timestamp) -> Bool {
+        incidentUntil.map { now >= $0 } ?? true
+    }
+
+    /// Records a key rejected as invalid. Returns the keys to restore when this makes an incident.
+    public mutating func recordAuthFailure(
+        key: KeyID, providerKeyCount: Int, settings: HealthSettings, detail: String, at now: Timestamp
+    ) -> [KeyID]? {
+        let horizon = now - settings.incidentWindow
+        authFailures.removeAll { $0.at <= horizon || $0.key == key }
+        authFailures.append((key, now))
+        let distinct = authFailures.count
+        guard distinct >= 2, distinct * 2 > providerKeyCount else { return nil }
+        incidentUntil = now + settings.cooldown
+        reason = "\(distinct) of \(providerKeyCount) keys rejected within \(settings.incidentWindow.configText)\(detail.isEmpty ? "" : ": \(detail)")"
+        let keys = authFailures.map(\.key)
+        authFailures.removeAll()
+        return keys
+    }
+
+    public mutating func reset() {
+        authFailures.removeAll()
+        incidentUntil = nil
+        reason = ""
+    }
+}

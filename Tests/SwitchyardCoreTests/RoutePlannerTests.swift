@@ -1,0 +1,123 @@
+import Testing
+@testable import SwitchyardCore
+
+struct RoutePlannerTests {
+    let table: RoutingTable
+    let book: HealthBook
+    let planner: RoutePlanner
+    let rotation: KeyRotation
+
+    init() throws {
+        table = try Fixtures.table()
+        book = HealthBook(table: table, now: Fixtures.start)
+        planner = RoutePlanner(table: table)
+        rotation = KeyRotation(providers: table.providers.count)
+    }
+
+    func plan(_ route: String, prompt: Int = 100, maxTokens: Int? = nil, affinity: String? = nil, at now: Timestamp = Fixtures.start) -> RoutePlan {
+        let route = table.target(named: route)!
+        return book.withView { view in
+            planner.plan(
+                route: route, request: PlanRequest(estimatedPromptTokens: prompt, maxTokens: maxTokens, affinity: affinity),
+                health: view, rotation: rotation, at: now)
+        }
+    }
+
+    func names(_ plan: RoutePlan) -> [String] { plan.candidates.map { table.models[$0.model].name } }
+
+    @Test func rankingFollowsPreference() {
+        #expect(names(plan("auto")) == ["small-fast", "long-ctx", "big-smart"])
+        #expect(names(plan("quality")) == ["big-smart", "long-ctx", "small-fast"])
+        #expect(names(plan("balanced")) == ["big-smart", "small-fast", "long-ctx"])
+        #expect(names(plan("listed")) == ["big-smart", "small-fast", "long-ctx"])
+    }
+
+    @Test func onlyModelsThatFitAreEligible() {
+        // 8192 × 0.95 = 7782 usable on the 8K models.
+        let fits = plan("auto", prompt: 7782 - 512)
+        #expect(names(fits) == ["small-fast", "long-ctx", "big-smart"])
+        let tooLong = plan("auto", prompt: 7782 - 511)
+        #expect(names(tooLong) == ["long-ctx"])
+        #expect(tooLong.skipped.map(\.reason) == [.contextTooSmall(usable: 7782), .contextTooSmall(usable: 7782)])
+        #expect(tooLong.neededTokens == 7783)
+        // max_tokens replaces the default reservation.
+        #expect(names(plan("auto", prompt: 7000, maxTokens: 782)) == ["small-fast", "long-ctx", "big-smart"])
+    }
+
+    @Test func requestSizeLimitsSkipAModel() {
+        let p = plan("groq-fast", prompt: 6000)
+        #expect(p.candidates.isEmpty)
+        #expect(p.skipped.first?.reason == .requestTooLarge(limit: 6000))
+    }
+
+    @Test func roundRobinIsFairAcrossHealthyKeys() {
+        var firstChoice = [KeyID: Int]()
+        let n = 1001
+        for _ in 0..<n {
+            let p = plan("auto")
+            firstChoice[p.candidates[0].keys[0], default: 0] += 1
+            // Every usable key is offered once per model, for failover.
+            #expect(Set(p.candidates[0].keys) == [0, 1, 2, 3])
+            // Models of one provider share the turn.
+            #expect(p.candidates[1].keys == p.candidates[0].keys)
+        }
+        for key in 0..<4 {
+            #expect(abs(firstChoice[key, default: 0] - n / 4) <= 1, "key \(key): \(firstChoice[key, default: 0])")
+        }
+    }
+
+    @Test func roundRobinSkipsUnusableKeysAndStaysFair() {
+        let model = table.model(named: "small-fast")!.id
+        _ = book.record(model: model, key: 1, outcome: Outcome(.keyInvalid, status: 401), at: Fixtures.start)
+        var counts = [KeyID: Int]()
+        for _ in 0..<300 { counts[plan("auto").candidates[0].keys[0], default: 0] += 1 }
+        #expect(counts[1] == nil)
+        #expect(counts.values.allSatisfy { $0 == 100 })
+    }
+
+    @Test func affinityPrefersItsKeyAndFallsBack() {
+        let preferred = plan("auto", affinity: "user-42").candidates[0].keys[0]
+        for _ in 0..<10 { #expect(plan("auto", affinity: "user-42").candidates[0].keys[0] == preferred) }
+        let model = table.model(named: "small-fast")!.id
+        _ = book.record(model: model, key: preferred, outcome: Outcome(.keyInvalid, status: 401), at: Fixtures.start)
+        let fallback = plan("auto", affinity: "user-42").candidates[0].keys
+        #expect(!fallback.contains(preferred))
+        #expect(fallback.count == 3)
+    }
+
+    @Test func modelsWithNoUsableKeyAreSkipped() {
+        let model = table.model(named: "small-fast")!.id
+        for key in 0..<4 {
+            _ = book.record(model: model, key: key, outcome: Outcome(.keyRateLimited, retry: .after(.seconds(10)), status: 429), at: Fixtures.start)
+        }
+        let p = plan("auto")
+        #expect(p.candidates.isEmpty)
+        #expect(p.skipped.allSatisfy { $0.reason == .noUsableKey })
+        #expect(book.earliestRecovery(of: [0, 1, 2, 3], at: Fixtures.start) == Fixtures.start + .seconds(10))
+        #expect(names(plan("auto", at: Fixtures.start + .seconds(10))).count == 3)
+    }
+
+    @Test func unavailableModelsAreSkipped() {
+        let model = table.model(named: "small-fast")!.id
+        _ = book.record(model: model, key: 0, outcome: Outcome(.modelGone, status: 404), at: Fixtures.start)
+        let p = plan("auto")
+        #expect(names(p) == ["long-ctx", "big-smart"])
+        #expect(p.skipped == [SkippedModel(model: model, reason: .modelUnavailable)])
+    }
+
+    @Test func aModelNameIsAOneModelRoute() {
+        #expect(names(plan("long-ctx")) == ["long-ctx"])
+        #expect(table.target(named: "nope") == nil)
+    }
+
+    @Test func explanationSaysWhy() {
+        let p = plan("auto", prompt: 20000)
+        let route = table.route(named: "auto")!
+        let text = PlanExplanation(
+            plan: p, route: route, request: PlanRequest(estimatedPromptTokens: 20000), table: table, health: book, at: Fixtures.start
+        ).lines.joined(separator: "\n")
+        #expect(text.contains("1. long-ctx"))
+        #expect(text.contains("small-fast: needs 20512 tokens but its context 8192 leaves 7782 usable (5% margin)"))
+        #expect(text.contains("big-smart: needs 20512 tokens"))
+    }
+}
