@@ -11,12 +11,16 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "SwitchyardCore", targets: ["SwitchyardCore"]),
+        .library(name: "FakeUpstream", targets: ["FakeUpstream"]),
         .executable(name: "switchyard", targets: ["switchyard"]),
+        .executable(name: "fake-upstream", targets: ["fake-upstream"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure decision logic: config, planner, health, classifier, retry policy. No sockets.
@@ -24,6 +28,25 @@ let package = Package(
             name: "SwitchyardCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Scriptable OpenAI-compatible upstream; the project's test kit. SwiftNIO directly, so faults are byte-exact.
+        .target(
+            name: "FakeUpstream",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fake-upstream",
+            dependencies: [
+                "FakeUpstream",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -45,5 +68,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FakeUpstreamTests",
+            dependencies: [
+                "FakeUpstream",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )

@@ -1,0 +1,408 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Serves one connection: the chat, models, key and control endpoints, with faults carried out byte-exactly.
+final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let state: FakeUpstreamState
+    private var head: HTTPRequestHead?
+    private var body: ByteBuffer?
+    private var defunct = false
+
+    init(state: FakeUpstreamState) {
+        self.state = state
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body = nil
+        case .body(var chunk):
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
+        case .end:
+            guard let h = head, !defunct else { return }
+            head = nil
+            let b = body ?? ByteBuffer()
+            body = nil
+            route(context: context, head: h, body: b)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        defunct = true
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: routing
+
+    private func route(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        switch (head.method, path) {
+        case (.POST, "/v1/chat/completions"), (.POST, "/api/v1/chat/completions"), (.POST, "/openai/v1/chat/completions"):
+            chat(context: context, head: head, body: body)
+        case (.GET, "/v1/models"), (.GET, "/api/v1/models"), (.GET, "/openai/v1/models"):
+            models(context: context, head: head)
+        case (.GET, "/v1/key"), (.GET, "/api/v1/key"):
+            keyInfo(context: context, head: head)
+        case (.POST, "/_control/behavior"):
+            do {
+                try state.replaceScript(with: String(buffer: body))
+                send(context, head, status: .ok, body: #"{"ok":true}"#)
+            } catch {
+                send(context, head, status: .badRequest, body: FakeRender.error(message: "\(error)", type: "invalid_request_error", code: nil))
+            }
+        case (.POST, "/_control/reset"):
+            state.reset()
+            send(context, head, status: .ok, body: #"{"ok":true}"#)
+        case (.GET, "/_control/log"):
+            let data = (try? JSONEncoder().encode(state.log())) ?? Data("{}".utf8)
+            send(context, head, status: .ok, body: String(decoding: data, as: UTF8.self))
+        default:
+            send(context, head, status: .notFound, body: FakeRender.error(message: "Unknown path \(path)", type: "invalid_request_error", code: "not_found"))
+        }
+    }
+
+    private func bearer(_ head: HTTPRequestHead) -> String {
+        guard let value = head.headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else { return "" }
+        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+    }
+
+    private func models(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let entries = state.script.models.sorted { $0.key < $1.key }.map { id, context in
+            #"{"id":"\#(FakeRender.escape(id))","object":"model","created":1700000000,"owned_by":"fake","context_length":\#(context)}"#
+        }
+        send(context, head, status: .ok, body: #"{"object":"list","data":["# + entries.joined(separator: ",") + "]}")
+    }
+
+    /// OpenRouter's `GET /api/v1/key`: how the gateway re-probes a key set aside as invalid.
+    private func keyInfo(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let key = bearer(head)
+        let decision = state.decide(key: key, model: "")
+        if key.isEmpty || decision.fault == .invalidKey {
+            send(context, head, status: .unauthorized, body: FakeRender.openRouterError(code: 401, message: "User not found.", metadata: #"{"error_type":"authentication"}"#))
+        } else if decision.fault == .paymentRequired {
+            send(context, head, status: .paymentRequired, body: FakeRender.openRouterError(code: 402, message: "Insufficient credits"))
+        } else {
+            send(context, head, status: .ok, body: #"{"data":{"label":"\#(FakeRender.escape(state.label(for: key)))","usage":0,"limit":null,"is_free_tier":true}}"#)
+        }
+    }
+
+    // MARK: chat
+
+    private func chat(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let key = bearer(head)
+        let attempt = head.headers.first(name: "x-switchyard-attempt").flatMap { Int($0) }
+        let (parsed, problem) = FakeChatRequest.parse(Data(body.readableBytesView))
+        guard let request = parsed else {
+            state.record(key: key, model: "", attempt: attempt, promptTokens: 0, stream: false, action: "bad_request")
+            send(context, head, status: .badRequest, body: FakeRender.error(message: problem ?? "invalid request", type: "invalid_request_error", code: nil))
+            return
+        }
+        guard !key.isEmpty else {
+            state.record(key: key, model: request.model, attempt: attempt, promptTokens: request.promptTokens, stream: request.stream, action: "no_key")
+            send(context, head, status: .unauthorized, body: FakeRender.error(message: "You didn't provide an API key.", type: "invalid_request_error", code: "invalid_api_key"))
+            return
+        }
+        let decision = state.decide(key: key, model: request.model)
+        var wait = decision.behavior.latency ?? .zero
+        if let max = decision.behavior.latencyMax, max > wait {
+            wait = .nanoseconds(Int64.random(in: wait.nanos...max.nanos))
+        }
+        let respond = { [self] in
+            let action = self.respond(context: context, head: head, request: request, key: key, decision: decision)
+            state.record(key: key, model: request.model, attempt: attempt, promptTokens: request.promptTokens, stream: request.stream, action: action)
+        }
+        if wait > .zero {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(wait.nanos)) { respond() }
+        } else {
+            respond()
+        }
+    }
+
+    /// Answers per the decision; returns what was done, for the log.
+    private func respond(
+        context: ChannelHandlerContext, head: HTTPRequestHead, request: FakeChatRequest, key: String, decision: FakeDecision
+    ) -> String {
+        guard !defunct else { return "client_gone" }
+        let b = decision.behavior
+        let model = request.model
+        var headers = decision.headers
+        // Key and account faults come first, as real providers check auth and quota before the model.
+        switch decision.fault {
+        case .invalidKey:
+            send(context, head, status: .unauthorized, body: FakeRender.error(
+                message: "Incorrect API key provided: \(key). You can find your API key in your account settings.",
+                type: "invalid_request_error", code: "invalid_api_key"))
+            return "invalid_key"
+        case .paymentRequired:
+            send(context, head, status: .paymentRequired, body: FakeRender.openRouterError(
+                code: 402, message: "Insufficient credits. Add more using https://example.invalid/credits", metadata: #"{"error_type":"payment_required"}"#))
+            return "payment_required"
+        case .rateLimit, .rateLimitNoRetryAfter:
+            if decision.fault == .rateLimit { headers.append(("Retry-After", "\(b.retryAfterSeconds ?? 2)")) }
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
+                code: 429, message: "Rate limit exceeded: limit_rpm/\(model)", metadata: #"{"error_type":"rate_limit_exceeded"}"#))
+            return decision.fault.rawValue
+        case .dailyCap:
+            let resetMs = Self.nextUTCMidnightMs()
+            headers += [("X-RateLimit-Limit", "50"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
+                code: 429, message: "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day",
+                metadata: #"{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"\#(resetMs)"},"error_type":"rate_limit_exceeded"}"#))
+            return "daily_cap"
+        case .reset:
+            // SO_LINGER 0 turns the close into a TCP reset: the client sees ECONNRESET before any byte.
+            if let provider = context.channel as? any SocketOptionProvider {
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+            return "reset"
+        case .hang:
+            return "hang"
+        default:
+            break
+        }
+        if decision.overQuota {
+            headers.append(("retry-after", "60"))
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.error(
+                message: "Rate limit reached for model `\(model)` on requests per minute (RPM): Limit \(b.requestsPerMinute ?? 0). Please try again in 60s.",
+                type: "requests", code: "rate_limit_exceeded"))
+            return "quota_429"
+        }
+        guard let contextLength = state.script.models[model] else {
+            send(context, head, status: .notFound, body: FakeRender.openRouterError(
+                code: 404, message: "No endpoints found for \(model).", metadata: #"{"error_type":"not_found"}"#))
+            return "unknown_model"
+        }
+        switch decision.fault {
+        case .modelGone:
+            send(context, head, status: .notFound, body: FakeRender.openRouterError(
+                code: 404, message: "No endpoints found for \(model).", metadata: #"{"error_type":"not_found"}"#))
+            return "model_gone"
+        case .groqTPM:
+            send(context, head, status: .payloadTooLarge, body: FakeRender.error(
+                message: "Request too large for model `\(model)` in organization `org_fake` on tokens per minute (TPM): Limit 6000, Requested \(request.promptTokens), please reduce your message size and try again.",
+                type: "tokens", code: "rate_limit_exceeded"))
+            return "groq_tpm"
+        default:
+            break
+        }
+        if request.promptTokens + (request.maxTokens ?? 0) > contextLength {
+            send(context, head, status: .badRequest, body: FakeRender.error(
+                message: "This model's maximum context length is \(contextLength) tokens. However, you requested \(request.promptTokens + (request.maxTokens ?? 0)) tokens. Please reduce the length of the messages or completion.",
+                type: "invalid_request_error", code: "context_length_exceeded"))
+            return "context_length_exceeded"
+        }
+        switch decision.fault {
+        case .error500:
+            send(context, head, status: .internalServerError, body: FakeRender.error(message: "The server had an error while processing your request.", type: "server_error", code: "internal_error"))
+            return "error_500"
+        case .error502:
+            send(context, head, status: .badGateway, body: FakeRender.openRouterError(code: 502, message: "Provider returned error", metadata: #"{"error_type":"provider_unavailable"}"#))
+            return "error_502"
+        case .error503, .error503RetryAfter:
+            if decision.fault == .error503RetryAfter { headers.append(("Retry-After", "\(b.retryAfterSeconds ?? 2)")) }
+            send(context, head, status: .serviceUnavailable, headers: headers, body: FakeRender.openRouterError(code: 503, message: "Provider overloaded", metadata: #"{"error_type":"provider_overloaded"}"#))
+            return decision.fault.rawValue
+        case .moderation:
+            send(context, head, status: .forbidden, body: FakeRender.openRouterError(
+                code: 403, message: "Your input was flagged by moderation", metadata: #"{"error_type":"permission_denied","reasons":["harassment"],"flagged_input":"…","provider_name":"fake"}"#))
+            return "moderation"
+        case .contentPolicy:
+            send(context, head, status: .badRequest, body: FakeRender.openRouterError(
+                code: 400, message: "Request blocked by the provider's content policy", metadata: #"{"error_type":"content_policy_violation"}"#))
+            return "content_policy"
+        default:
+            break
+        }
+        if request.prefill != nil, b.rejectPrefill == true {
+            send(context, head, status: .badRequest, body: FakeRender.error(
+                message: "This model does not support assistant message prefill.", type: "invalid_request_error", code: "prefill_unsupported"))
+            return "prefill_rejected"
+        }
+
+        // An answer: the prompt's deterministic text, continued after a prefill, cut short by max_tokens.
+        let fullCount = b.answerTokens ?? 16
+        let tokens = FakeAnswer.tokens(for: request.promptText, count: fullCount)
+        var toSay = tokens
+        var action = "ok"
+        if let prefill = request.prefill {
+            if let rest = FakeAnswer.continuation(of: prefill, tokens: tokens) {
+                toSay = rest
+                action = "prefill"
+            }
+        }
+        var finish = "stop"
+        if let max = request.maxTokens, max < toSay.count {
+            toSay = Array(toSay.prefix(Swift.max(max, 0)))
+            finish = "length"
+        }
+        let id = "gen-\(state.nextID())"
+        let created = Int(Date().timeIntervalSince1970)
+        if request.stream {
+            stream(context: context, head: head, headers: headers, request: request, tokens: toSay, finish: finish, id: id, created: created, decision: decision)
+        } else {
+            nonStream(
+                context: context, head: head, headers: headers, request: request, tokens: toSay, finish: finish, id: id, created: created,
+                fault: decision.fault, delay: b.delay ?? .seconds(1))
+        }
+        return decision.fault == .none ? action : decision.fault.rawValue
+    }
+
+    private func nonStream(
+        context: ChannelHandlerContext, head: HTTPRequestHead, headers: [(String, String)], request: FakeChatRequest, tokens: [String],
+        finish: String, id: String, created: Int, fault: FakeFault, delay: Duration
+    ) {
+        switch fault {
+        case .choiceError, .streamError, .malformed:
+            let body = #"{"id":"\#(id)","object":"chat.completion","created":\#(created),"model":"\#(FakeRender.escape(request.model))","choices":[{"index":0,"error":{"code":502,"message":"Provider disconnected unexpectedly"},"message":{"role":"assistant","content":""},"finish_reason":"error"}]}"#
+            send(context, head, status: .ok, headers: headers, body: body)
+        case .cut, .stall:
+            let body = FakeRender.completion(id: id, created: created, model: request.model, content: tokens.joined(), finish: finish, prompt: request.promptTokens, completion: tokens.count)
+            var h = HTTPHeaders(headers)
+            h.replaceOrAdd(name: "content-type", value: "application/json")
+            h.replaceOrAdd(name: "content-length", value: "\(body.utf8.count)")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: h))), promise: nil)
+            let half = String(decoding: Array(body.utf8).prefix(body.utf8.count / 2), as: UTF8.self)
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: half)))), promise: nil)
+            if fault == .cut { context.close(promise: nil) }
+        case .slowFirstToken:
+            // Non-streaming: the whole answer comes after the first-token delay.
+            let body = FakeRender.completion(id: id, created: created, model: request.model, content: tokens.joined(), finish: finish, prompt: request.promptTokens, completion: tokens.count)
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanos)) { [self] in
+                guard !defunct else { return }
+                send(context, head, status: .ok, headers: headers, body: body)
+            }
+        default:
+            let body = FakeRender.completion(id: id, created: created, model: request.model, content: tokens.joined(), finish: finish, prompt: request.promptTokens, completion: tokens.count)
+            send(context, head, status: .ok, headers: headers, body: body)
+        }
+    }
+
+    /// What a stream does after its events: end properly, drop the connection, or go silent.
+    private enum StreamEnd { case end, close, stall }
+
+    private func stream(
+        context: ChannelHandlerContext, head: HTTPRequestHead, headers: [(String, String)], request: FakeChatRequest, tokens: [String],
+        finish: String, id: String, created: Int, decision: FakeDecision
+    ) {
+        let b = decision.behavior
+        let fault = decision.fault
+        let at = b.afterTokens ?? tokens.count / 2
+        var events: [String] = []
+        var ending = StreamEnd.end
+        if b.keepAlive == true { events.append(": OPENROUTER PROCESSING\n\n") }
+        events.append(FakeRender.chunk(id: id, created: created, model: request.model, delta: FakeRender.roleDelta, finish: nil))
+        var emitted = 0
+        var finished = true
+        for (i, token) in tokens.enumerated() {
+            if i == at {
+                if fault == .malformed { events.append("data: {\"id\":\"\(id)\",\"choices\":[{\"delta\":{\"content\":\n\n") }
+                if fault == .streamError {
+                    events.append(FakeRender.streamError(id: id, created: created, model: request.model))
+                    finished = false
+                    break
+                }
+                if fault == .cut || fault == .stall {
+                    ending = fault == .cut ? .close : .stall
+                    finished = false
+                    break
+                }
+            }
+            events.append(FakeRender.chunk(id: id, created: created, model: request.model, delta: FakeRender.contentDelta(token), finish: nil))
+            emitted += 1
+        }
+        if finished {
+            events.append(FakeRender.chunk(id: id, created: created, model: request.model, delta: "{}", finish: finish))
+            events.append(FakeRender.usageChunk(id: id, created: created, model: request.model, prompt: request.promptTokens, completion: emitted))
+            if fault != .noDone { events.append("data: [DONE]\n\n") }
+        }
+
+        var h = HTTPHeaders(headers)
+        h.add(name: "content-type", value: "text/event-stream")
+        h.add(name: "cache-control", value: "no-cache")
+        if !head.isKeepAlive { h.add(name: "connection", value: "close") }
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: h))), promise: nil)
+
+        let interval = b.tokenInterval ?? .zero
+        let firstDelay = fault == .slowFirstToken ? (b.delay ?? .seconds(1)) : .zero
+        if interval == .zero && firstDelay == .zero {
+            var buffer = context.channel.allocator.buffer(capacity: events.reduce(0) { $0 + $1.utf8.count })
+            for e in events { buffer.writeString(e) }
+            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            finishStream(context: context, head: head, ending: ending)
+        } else {
+            emit(context: context, head: head, events: events[...], delay: firstDelay, interval: interval, ending: ending)
+        }
+    }
+
+    private func emit(context: ChannelHandlerContext, head: HTTPRequestHead, events: ArraySlice<String>, delay: Duration, interval: Duration, ending: StreamEnd) {
+        let step = { [self] in
+            guard !defunct else { return }
+            guard let first = events.first else {
+                finishStream(context: context, head: head, ending: ending)
+                return
+            }
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: first)))), promise: nil)
+            emit(context: context, head: head, events: events.dropFirst(), delay: interval, interval: interval, ending: ending)
+        }
+        if delay == .zero {
+            step()
+        } else {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay.nanos)) { step() }
+        }
+    }
+
+    private func finishStream(context: ChannelHandlerContext, head: HTTPRequestHead, ending: StreamEnd) {
+        switch ending {
+        case .end:
+            let keepAlive = head.isKeepAlive
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+        case .close:
+            context.flush()
+            context.close(promise: nil)
+        case .stall:
+            context.flush()
+        }
+    }
+
+    // MARK: plain responses
+
+    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, headers: [(String, String)] = [], body: String) {
+        var h = HTTPHeaders(headers)
+        h.replaceOrAdd(name: "content-type", value: "application/json")
+        h.replaceOrAdd(name: "content-length", value: "\(body.utf8.count)")
+        if !head.isKeepAlive { h.replaceOrAdd(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: h))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+        let keepAlive = head.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+
+    static func nextUTCMidnightMs() -> Int64 {
+        let day: Int64 = 86_400_000
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        return (now / day + 1) * day
+    }
+}
+
+extension Duration {
+    var nanos: Int64 {
+        let (s, a) = components
+        return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}
