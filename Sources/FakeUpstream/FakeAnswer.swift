@@ -119,6 +119,8 @@ public enum FakeAnswer {
 /// JSON bodies and SSE events in the providers' shapes, built as text (no encoder on the fake's hot path).
 enum FakeRender {
     static func escape(_ s: String) -> String {
+        // Most text needs no escaping: return it as is rather than rebuilding it scalar by scalar.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count)
         for c in s.unicodeScalars {
