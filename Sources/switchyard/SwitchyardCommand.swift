@@ -1,10 +1,10 @@
 import ArgumentParser
 
 @main
-struct SwitchyardCommand: ParsableCommand {
+struct SwitchyardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "A model-aware routing gateway for OpenAI-compatible LLM providers.",
-        subcommands: [CheckCommand.self, ExplainCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, ExplainCommand.self]
     )
 }

@@ -26,6 +26,8 @@ public struct ChatRequestSummary: Sendable, Equatable {
     public var fields: [String] = []
     /// Byte offset of the closing `}` of the top-level object, where defaults are inserted.
     public var objectEnd = 0
+    /// Byte offset of the closing `]` of `messages`, where a continuation's assistant prefill is appended.
+    public var messagesEnd = 0
 
     public init() {}
 
@@ -169,6 +171,7 @@ private struct Scanner {
                 i += 1
                 continue
             }
+            summary.messagesEnd = i
             try expect(UInt8(ascii: "]"), "expected ',' or ']' in 'messages'")
             return
         }

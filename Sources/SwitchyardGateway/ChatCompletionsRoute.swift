@@ -1,0 +1,189 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardCore
+
+/// `POST /v1/chat/completions`: validate, route, dispatch, answer with the `x-switchyard-*` headers.
+struct ChatCompletionsRoute: Sendable {
+    let store: SnapshotStore
+    let dispatcher: Dispatcher
+    let auth: ClientAuth
+    let clock: any WallClock
+    let logger: Logger
+
+    static let route = HTTPField.Name("x-switchyard-route")!
+    static let model = HTTPField.Name("x-switchyard-model")!
+    static let key = HTTPField.Name("x-switchyard-key")!
+    static let attempts = HTTPField.Name("x-switchyard-attempts")!
+    static let cache = HTTPField.Name("x-switchyard-cache")!
+    static let affinity = HTTPField.Name("x-switchyard-affinity")!
+    static let lastResort = HTTPField.Name("x-switchyard-last-resort")!
+
+    func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+        let started = Monotonic.now()
+        let snapshot = store.snapshot
+        let table = snapshot.table
+        if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
+        if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
+            return GatewayError(
+                status: .unsupportedMediaType, message: "send the request as application/json (got \(type))", type: "invalid_request_error",
+                code: "unsupported_media_type"
+            ).response()
+        }
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: table.server.maxBodyBytes)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            return GatewayError(
+                status: .contentTooLarge, message: "the request body is over the limit of \(table.server.maxBodyBytes) bytes",
+                type: "invalid_request_error", code: "request_too_large"
+            ).response()
+        }
+        let summary: ChatRequestSummary
+        do {
+            summary = try body.withUnsafeReadableBytes { raw in
+                Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) }
+            }.get()
+        } catch {
+            return GatewayError.badRequest(error.description).response()
+        }
+        guard let route = table.target(named: summary.model) else {
+            let choices = table.routes.map(\.name) + table.models.map(\.name)
+            return GatewayError(
+                status: .notFound,
+                message: "the model '\(summary.model)' does not exist; use a route (\(table.routes.map(\.name).joined(separator: ", "))) or a model (\(table.models.map(\.name).joined(separator: ", ")))",
+                type: "invalid_request_error", code: "model_not_found"
+            ).response(headers: choices.isEmpty ? [:] : [:])
+        }
+        let now = clock.now()
+        let chat = ChatRequest(
+            body: body, summary: summary, route: route, snapshot: snapshot, affinity: request.headers[Self.affinity], deadline: now + table.retry.requestDeadline,
+            deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: context.channel)
+        let plan = snapshot.plan(
+            route, PlanRequest(estimatedPromptTokens: summary.estimatedPromptTokens, maxTokens: summary.maxTokens, affinity: chat.affinity),
+            at: now)
+        if summary.stream {
+            return await stream(chat, plan: plan, started: started)
+        }
+        switch await dispatcher.complete(chat, plan: plan) {
+        case .answered(let answer):
+            var headers = headers(chat, model: answer.model, key: answer.key, attempts: answer.attempts)
+            headers[.contentType] = "application/json"
+            logRequest(chat, status: answer.status, model: answer.model, key: answer.key, attempts: answer.attempts, started: started)
+            return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
+        case .failed(let error, let attempts):
+            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, error: error.message)
+            if let answer = route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
+            var headers = HTTPFields()
+            headers[Self.route] = route.name
+            headers[Self.attempts] = String(attempts)
+            headers[Self.cache] = "bypass"
+            return error.response(headers: headers)
+        }
+    }
+
+    private func stream(_ chat: ChatRequest, plan: RoutePlan, started: UInt64) async -> Response {
+        switch await dispatcher.startStream(chat, plan: plan) {
+        case .failed(let error, let attempts):
+            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, error: error.message)
+            if let answer = chat.route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
+            var headers = HTTPFields()
+            headers[Self.route] = chat.route.name
+            headers[Self.attempts] = String(attempts)
+            headers[Self.cache] = "bypass"
+            return error.response(headers: headers)
+        case .started(let session):
+            var headers = headers(chat, model: session.model, key: session.key, attempts: session.walk.attempts)
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            let dispatcher = self.dispatcher
+            let route = self
+            return Response(
+                status: .ok, headers: headers,
+                body: ResponseBody { writer in
+                    let ending = try await dispatcher.relay(session, to: &writer)
+                    try await writer.finish(nil)
+                    route.logRequest(
+                        chat, status: ending == .completed ? 200 : 502, model: session.model, key: session.key, attempts: session.walk.attempts,
+                        started: started, error: ending == .completed ? nil : "stream \(ending)", continuations: session.continuations)
+                })
+        }
+    }
+
+    private func headers(_ chat: ChatRequest, model: ModelID, key: KeyID, attempts: Int) -> HTTPFields {
+        var headers = HTTPFields()
+        headers.reserveCapacity(8)
+        headers[Self.route] = chat.route.name
+        headers[Self.model] = chat.snapshot.table.models[model].name
+        headers[Self.key] = chat.snapshot.table.keys[key].label
+        headers[Self.attempts] = String(attempts)
+        headers[Self.cache] = "bypass"
+        return headers
+    }
+
+    /// The route's fixed answer, for apps that prefer a polite message to an error.
+    private func lastResort(_ text: String, _ chat: ChatRequest) -> Response {
+        var headers = HTTPFields()
+        headers[Self.route] = chat.route.name
+        headers[Self.lastResort] = "true"
+        headers[Self.cache] = "bypass"
+        let created = Int(clock.now().secondsSinceEpoch)
+        if chat.summary.stream {
+            headers[.contentType] = "text/event-stream"
+            let chunk = #"{"id":"switchyard-last-resort","object":"chat.completion.chunk","created":\#(created),"model":\#(JSONText.quoted(chat.route.name)),"choices":[{"index":0,"delta":{"role":"assistant","content":\#(JSONText.quoted(text))},"finish_reason":"stop"}]}"#
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "data: \(chunk)\n\ndata: [DONE]\n\n")))
+        }
+        headers[.contentType] = "application/json"
+        let body = #"{"id":"switchyard-last-resort","object":"chat.completion","created":\#(created),"model":\#(JSONText.quoted(chat.route.name)),"choices":[{"index":0,"message":{"role":"assistant","content":\#(JSONText.quoted(text))},"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}"#
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    func logRequest(
+        _ chat: ChatRequest, status: Int, model: ModelID?, key: KeyID?, attempts: Int, started: UInt64, error: String? = nil,
+        continuations: Int = 0
+    ) {
+        guard logger.logLevel <= .info else { return }
+        let table = chat.snapshot.table
+        var metadata: Logger.Metadata = [
+            "route": .string(chat.route.name), "model": .string(model.map { table.models[$0].name } ?? "-"),
+            "key": .string(key.map { table.keys[$0].label } ?? "-"), "attempts": .stringConvertible(attempts), "cache": "bypass",
+            "status": .stringConvertible(status), "stream": .stringConvertible(chat.summary.stream),
+            "latency_ms": .string(String(Double((Monotonic.now() - started) / 1000) / 1000)),
+        ]
+        if continuations > 0 { metadata["continuations"] = .stringConvertible(continuations) }
+        if let error { metadata["error"] = .string(String(error.prefix(500))) }
+        logger.info("request", metadata: metadata)
+    }
+}
+
+/// Bearer tokens apps must send, from the variable named by `client_tokens_env`. None configured: open,
+/// and the server binds loopback only.
+public struct ClientAuth: Sendable {
+    public let tokens: Set<String>
+
+    public init(tokens: Set<String>) {
+        self.tokens = tokens
+    }
+
+    public static func fromEnvironment(_ table: RoutingTable, environment: [String: String]) -> ClientAuth {
+        guard let name = table.server.clientTokensEnv, let value = environment[name] else { return ClientAuth(tokens: []) }
+        return ClientAuth(tokens: Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }))
+    }
+
+    public var isOpen: Bool { tokens.isEmpty }
+
+    func check(_ authorization: String?) -> GatewayError? {
+        guard !tokens.isEmpty else { return nil }
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+            return GatewayError(status: .unauthorized, message: "send a client token as Authorization: Bearer TOKEN", type: "invalid_request_error", code: "invalid_api_key")
+        }
+        let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard tokens.contains(token) else {
+            return GatewayError(status: .unauthorized, message: "the client token is not recognised", type: "invalid_request_error", code: "invalid_api_key")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,303 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwitchyardCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One inbound chat request, decoded just enough to route.
+struct ChatRequest: Sendable {
+    let body: ByteBuffer
+    let summary: ChatRequestSummary
+    let route: Route
+    let snapshot: RoutingSnapshot
+    let affinity: String?
+    /// Wall-clock deadline for health bookkeeping; `deadlineMono` bounds the waiting.
+    let deadline: Timestamp
+    let deadlineMono: UInt64
+    let channel: (any Channel)?
+}
+
+/// What one attempt's failure looked like, for the 502 message and the logs (labels only, never keys).
+struct AttemptNote: Sendable {
+    var key: String
+    var model: String
+    var outcome: Outcome
+
+    var summary: String {
+        let status = outcome.status.map { "\($0) " } ?? ""
+        let message = outcome.message.map { ": \($0.prefix(160))" } ?? ""
+        return "\(key) on \(model): \(status)\(outcome.kind.rawValue)\(message)"
+    }
+}
+
+/// The order in which a plan's (model, key) pairs are tried, moved by retry steps.
+struct CandidateCursor: Sendable {
+    let plan: RoutePlan
+    private var modelIndex = 0
+    private var keyIndex = -1
+
+    init(plan: RoutePlan) {
+        self.plan = plan
+    }
+
+    enum Move { case nextKey, nextModel }
+
+    /// The next pair, or nil when the plan is spent. `accept` skips models (e.g. ones that cannot continue).
+    mutating func advance(_ move: Move, accept: (ModelID) -> Bool = { _ in true }) -> (model: ModelID, key: KeyID)? {
+        if move == .nextModel, keyIndex >= 0 {
+            modelIndex += 1
+            keyIndex = -1
+        }
+        while modelIndex < plan.candidates.count {
+            let candidate = plan.candidates[modelIndex]
+            if accept(candidate.model) {
+                keyIndex += 1
+                if keyIndex < candidate.keys.count { return (candidate.model, candidate.keys[keyIndex]) }
+            }
+            modelIndex += 1
+            keyIndex = -1
+        }
+        return nil
+    }
+}
+
+/// Monotonic nanoseconds, for deadlines and timeouts that must not jump with the wall clock.
+enum Monotonic {
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// Runs requests through the plan: send, classify, record, next candidate, under the retry policy.
+public final class Dispatcher: Sendable {
+    let upstream: UpstreamClient
+    let clock: any WallClock
+    let logger: Logger
+
+    public init(upstream: UpstreamClient, clock: any WallClock, logger: Logger) {
+        self.upstream = upstream
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// The state of one request's walk through its candidates.
+    struct Walk {
+        var cursor: CandidateCursor
+        var notes: [AttemptNote] = []
+        var attempts = 0
+        var upstreamFailures = 0
+        var nextMove = CandidateCursor.Move.nextKey
+        var gaveUp: GiveUpReason?
+        var lastClientFault: Outcome?
+        var random = SystemRandomNumberGenerator()
+
+        init(plan: RoutePlan) {
+            cursor = CandidateCursor(plan: plan)
+        }
+    }
+
+    /// Picks the next usable pair, claiming it in the health book; nil when nothing is left.
+    func nextPair(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) -> (ModelID, KeyID)? {
+        let health = request.snapshot.health
+        while let (model, key) = walk.cursor.advance(walk.nextMove, accept: accept) {
+            walk.nextMove = .nextKey
+            let (allowed, events) = health.beginAttempt(key: key, model: model, at: clock.now())
+            log(events, request.snapshot)
+            if allowed { return (model, key) }
+        }
+        return nil
+    }
+
+    /// Records an attempt's outcome and decides the next move; false when the walk must stop.
+    func afterFailure(_ walk: inout Walk, _ request: ChatRequest, model: ModelID, key: KeyID, outcome: Outcome) async -> Bool {
+        let snapshot = request.snapshot
+        let now = clock.now()
+        log(snapshot.health.record(model: model, key: key, outcome: outcome, at: now), snapshot)
+        walk.notes.append(AttemptNote(key: snapshot.table.keys[key].label, model: snapshot.table.models[model].name, outcome: outcome))
+        if outcome.kind == .transient || outcome.kind == .silent { walk.upstreamFailures += 1 }
+        let step = snapshot.retry.next(
+            after: outcome, attempts: walk.attempts, upstreamFailures: walk.upstreamFailures, now: now, deadline: request.deadline,
+            random: &walk.random)
+        switch step {
+        case .giveUp(let reason):
+            walk.gaveUp = reason
+            if reason == .clientFault { walk.lastClientFault = outcome }
+            return false
+        case .nextKey(let delay), .nextModel(let delay):
+            if case .nextModel = step { walk.nextMove = .nextModel }
+            if delay > .zero {
+                do { try await Task.sleep(for: delay) } catch {
+                    walk.gaveUp = .cancelled
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    func remaining(_ request: ChatRequest) -> Duration {
+        let now = Monotonic.now()
+        return now >= request.deadlineMono ? .zero : .nanoseconds(Int64(request.deadlineMono - now))
+    }
+
+    func log(_ events: [HealthEvent], _ snapshot: RoutingSnapshot) {
+        for event in events {
+            logger.notice("health change", metadata: [
+                "subject": .string(event.name), "from": .string(event.from), "to": .string(event.to),
+                "until": .string(event.until.map { "\($0)" } ?? "-"), "reason": .string(event.reason),
+            ])
+        }
+    }
+
+    // MARK: non-streaming
+
+    /// A complete upstream answer.
+    struct Answer: Sendable {
+        var status: Int
+        var body: ByteBuffer
+        var model: ModelID
+        var key: KeyID
+        var attempts: Int
+    }
+
+    enum Completion: Sendable {
+        case answered(Answer)
+        case failed(GatewayError, attempts: Int)
+    }
+
+    func complete(_ request: ChatRequest, plan: RoutePlan) async -> Completion {
+        var walk = Walk(plan: plan)
+        let snapshot = request.snapshot
+        while let (model, key) = nextPair(&walk, request) {
+            walk.attempts += 1
+            let budget = min(snapshot.table.retry.attemptTimeout, remaining(request))
+            if budget <= .zero {
+                walk.gaveUp = .deadline
+                break
+            }
+            let outcome: Outcome
+            do {
+                let body = UpstreamBody.build(
+                    original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
+                    defaults: request.route.defaults)
+                let provider = snapshot.table.providers[snapshot.table.models[model].provider]
+                let response = try await upstream.send(
+                    provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: walk.attempts, timeout: budget)
+                let bytes = try await response.body.collect(upTo: 32 << 20)
+                let status = Int(response.status.code)
+                let classified = snapshot.classifiers[provider.id].classify(
+                    status: status, headers: (200..<300).contains(status) ? [] : response.headers.map { ($0.name, $0.value) },
+                    body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
+                if classified.kind == .success {
+                    log(snapshot.health.record(model: model, key: key, outcome: classified, at: clock.now()), snapshot)
+                    return .answered(Answer(status: status, body: bytes, model: model, key: key, attempts: walk.attempts))
+                }
+                outcome = classified
+            } catch {
+                outcome = Self.networkOutcome(error, cancelled: Task.isCancelled)
+            }
+            if outcome.kind == .cancelled {
+                log(snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), snapshot)
+                walk.gaveUp = .cancelled
+                break
+            }
+            if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+        }
+        return .failed(failure(walk, request), attempts: walk.attempts)
+    }
+
+    /// A thrown error from an attempt, classified: network faults and timeouts are transient.
+    static func networkOutcome(_ error: any Error, cancelled: Bool) -> Outcome {
+        if cancelled || error is CancellationError { return Outcome(.cancelled, message: "the client went away or the deadline passed") }
+        if let e = error as? HTTPClientError {
+            switch e {
+            case .deadlineExceeded, .readTimeout, .connectTimeout:
+                return Outcome(.transient, message: "timed out (\(e))")
+            default:
+                return Outcome(.transient, message: "network error (\(e))")
+            }
+        }
+        return Outcome(.transient, message: "network error (\(error))")
+    }
+
+    /// The error a client hears when no candidate answered.
+    func failure(_ walk: Walk, _ request: ChatRequest) -> GatewayError {
+        let snapshot = request.snapshot
+        if let fault = walk.lastClientFault {
+            let status = HTTPResponse.Status(code: fault.status ?? 400)
+            let code = fault.kind == .contentRefused ? "content_policy_violation" : "invalid_request"
+            return GatewayError(
+                status: status, message: fault.message ?? "the upstream refused the request", type: "invalid_request_error", code: code)
+        }
+        if walk.gaveUp == .deadline {
+            return GatewayError(
+                status: .gatewayTimeout,
+                message: "the request deadline (\(snapshot.table.retry.requestDeadline.configText)) passed after \(walk.attempts) attempts"
+                    + Self.list(walk.notes),
+                type: "timeout", code: "deadline_exceeded")
+        }
+        if walk.attempts == 0 {
+            return unavailable(request, plan: walk.cursor.plan)
+        }
+        return GatewayError(
+            status: .badGateway, message: "every candidate failed after \(walk.attempts) attempts" + Self.list(walk.notes),
+            type: "upstream_error", code: "all_candidates_failed")
+    }
+
+    /// 503 when nothing is usable now, with the earliest recovery as Retry-After; 400 when nothing could ever fit.
+    func unavailable(_ request: ChatRequest, plan: RoutePlan) -> GatewayError {
+        let snapshot = request.snapshot
+        let table = snapshot.table
+        let contextOnly = !plan.skipped.isEmpty && plan.skipped.allSatisfy {
+            if case .contextTooSmall = $0.reason { return true }
+            if case .requestTooLarge = $0.reason { return true }
+            return false
+        }
+        if plan.candidates.isEmpty, contextOnly {
+            let largest = plan.skipped.compactMap { skip -> Int? in
+                if case .contextTooSmall(let usable) = skip.reason { return usable }
+                return nil
+            }.max() ?? 0
+            return GatewayError(
+                status: .badRequest,
+                message: "the request needs about \(plan.neededTokens) tokens (prompt + max_tokens); the largest model of '\(plan.route)' accepts \(largest)",
+                type: "invalid_request_error", code: "context_length_exceeded")
+        }
+        let now = clock.now()
+        let keys = request.route.rankedModels.flatMap { table.providers[table.models[$0].provider].keys }
+        var recovery = snapshot.health.earliestRecovery(of: keys, at: now)
+        for model in request.route.rankedModels {
+            if let until = snapshot.health.modelState(model, at: now).state.until {
+                recovery = recovery.map { min($0, until) } ?? until
+            }
+        }
+        let seconds = recovery.map { max(1, Int(($0 - now).seconds.rounded(.up))) } ?? 30
+        let reasons = plan.skipped.map { "\(table.models[$0.model].name): \(Self.describe($0.reason))" }
+        return GatewayError(
+            status: .serviceUnavailable,
+            message: "no model of '\(plan.route)' is usable right now" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))")
+                + "; retry in \(seconds)s",
+            type: "service_unavailable", code: "no_usable_candidate", retryAfter: seconds)
+    }
+
+    static func describe(_ reason: SkipReason) -> String {
+        switch reason {
+        case .contextTooSmall(let usable): "context too small (\(usable) usable)"
+        case .requestTooLarge(let limit): "request over its limit of \(limit) tokens"
+        case .modelUnavailable: "model set aside"
+        case .noKeys: "no keys configured"
+        case .noUsableKey: "no usable key"
+        }
+    }
+
+    static func list(_ notes: [AttemptNote]) -> String {
+        notes.isEmpty ? "" : ": " + notes.map(\.summary).joined(separator: "; ")
+    }
+}

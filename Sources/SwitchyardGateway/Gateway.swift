@@ -1,0 +1,57 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardCore
+
+/// Builds the gateway's HTTP application over a snapshot store and an upstream client.
+public struct Gateway: Sendable {
+    public let store: SnapshotStore
+    public let upstream: UpstreamClient
+    public let auth: ClientAuth
+    public let clock: any WallClock
+    public let logger: Logger
+
+    public init(store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, clock: any WallClock = SystemClock(), logger: Logger) {
+        self.store = store
+        self.upstream = upstream
+        self.auth = auth
+        self.clock = clock
+        self.logger = logger
+    }
+
+    public func router() -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
+        let chat = ChatCompletionsRoute(
+            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger), auth: auth, clock: clock, logger: logger)
+        router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
+        router.get("/v1/models") { [store, auth] request, _ -> Response in
+            if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
+            return Self.models(store.snapshot.table)
+        }
+        router.get("/healthz") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        return router
+    }
+
+    /// Routes and models in OpenAI's list format, with context, speed and quality.
+    static func models(_ table: RoutingTable) -> Response {
+        var entries: [String] = []
+        for route in table.routes {
+            let models = route.rankedModels.map { JSONText.quoted(table.models[$0].name) }.joined(separator: ",")
+            let context = route.models.map { table.models[$0].context }.max() ?? 0
+            entries.append(
+                #"{"id":\#(JSONText.quoted(route.name)),"object":"model","created":0,"owned_by":"switchyard","type":"route","prefer":"\#(route.prefer.rawValue)","models":[\#(models)],"context_length":\#(context)}"#
+            )
+        }
+        for model in table.models {
+            entries.append(
+                #"{"id":\#(JSONText.quoted(model.name)),"object":"model","created":0,"owned_by":\#(JSONText.quoted(table.providers[model.provider].name)),"type":"model","upstream":\#(JSONText.quoted(model.upstream)),"context_length":\#(model.context),"speed":\#(model.speed),"quality":\#(model.quality),"prefill":\#(model.prefill)}"#
+            )
+        }
+        let body = #"{"object":"list","data":["# + entries.joined(separator: ",") + "]}"
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}

@@ -1,0 +1,302 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwitchyardCore
+
+/// A stream whose first output is in hand: the handler can now send the head, the writer relays the rest.
+final class StreamSession: @unchecked Sendable {
+    let request: ChatRequest
+    var walk: Dispatcher.Walk
+    var events: UpstreamEvents
+    var model: ModelID
+    var key: KeyID
+    /// Events read before output was confirmed, re-framed and sent first.
+    var pending: [[UInt8]]
+    /// The answer text the client has received (or will with `pending`), for a continuation's prefill.
+    var delivered: String
+    var finishSeen: Bool
+    var continuations = 0
+
+    init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
+        self.request = request
+        self.walk = walk
+        self.events = events
+        self.model = model
+        self.key = key
+        self.pending = pending
+        self.delivered = delivered
+        self.finishSeen = finishSeen
+    }
+}
+
+extension Dispatcher {
+    enum StreamStart: Sendable {
+        case started(StreamSession)
+        case failed(GatewayError, attempts: Int)
+    }
+
+    /// What reading one attempt up to its first output found.
+    enum FirstOutput {
+        case output(pending: [[UInt8]], delivered: String, finishSeen: Bool, done: Bool)
+        case failed(Outcome)
+    }
+
+    /// Tries candidates until one produces output; every failure before that is invisible to the client.
+    func startStream(_ request: ChatRequest, plan: RoutePlan) async -> StreamStart {
+        var walk = Walk(plan: plan)
+        while let (model, key) = nextPair(&walk, request) {
+            walk.attempts += 1
+            switch await openStream(request, model: model, key: key, attempt: walk.attempts, prefill: nil) {
+            case .opened(let events):
+                switch await readUntilOutput(events, request, model: model, skipRole: false) {
+                case .output(let pending, let delivered, let finishSeen, let done):
+                    let session = StreamSession(
+                        request: request, walk: walk, events: events, model: model, key: key, pending: pending, delivered: delivered,
+                        finishSeen: finishSeen)
+                    if done { session.finishSeen = true }
+                    return .started(session)
+                case .failed(let outcome):
+                    events.cancel()
+                    if outcome.kind == .cancelled {
+                        log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
+                        return .failed(GatewayError(status: .init(code: 499), message: "client closed the request", type: "cancelled", code: nil), attempts: walk.attempts)
+                    }
+                    if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+                }
+            case .refused(let outcome):
+                if outcome.kind == .cancelled { break }
+                if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+            }
+        }
+        return .failed(failure(walk, request), attempts: walk.attempts)
+    }
+
+    enum OpenResult {
+        case opened(UpstreamEvents)
+        case refused(Outcome)
+    }
+
+    /// Sends a streaming attempt and checks its head; a non-200 is read and classified.
+    func openStream(_ request: ChatRequest, model: ModelID, key: KeyID, attempt: Int, prefill: String?) async -> OpenResult {
+        let snapshot = request.snapshot
+        let table = snapshot.table
+        let budget = min(table.retry.firstTokenTimeout, remaining(request))
+        guard budget > .zero else { return .refused(Outcome(.transient, message: "no time left before the deadline")) }
+        let provider = table.providers[table.models[model].provider]
+        do {
+            let body = UpstreamBody.build(
+                original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
+                defaults: request.route.defaults, prefill: prefill)
+            let response = try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
+            let status = Int(response.status.code)
+            guard status == 200 else {
+                let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
+                let outcome = snapshot.classifiers[provider.id].classify(
+                    status: status, headers: response.headers.map { ($0.name, $0.value) }, body: Array(bytes.readableBytesView),
+                    now: clock.now(), secrets: snapshot.secrets)
+                return .refused(outcome.kind == .success ? Outcome(.transient, message: "unexpected status \(status)", status: status) : outcome)
+            }
+            return .opened(
+                UpstreamEvents(
+                    response: response, firstTokenTimeout: table.retry.firstTokenTimeout, idleTimeout: table.retry.streamIdleTimeout,
+                    deadlineMono: request.deadlineMono, channel: request.channel))
+        } catch {
+            if let channel = request.channel, !channel.isActive { return .refused(Outcome(.cancelled)) }
+            if let e = error as? HTTPClientError, e == .deadlineExceeded {
+                return .refused(Outcome(.silent, message: "no answer within first_token_timeout"))
+            }
+            return .refused(Self.networkOutcome(error, cancelled: Task.isCancelled))
+        }
+    }
+
+    /// Reads events until the first output (content, tool calls, a finish or [DONE]). Role-only chunks are
+    /// kept to send first; with `skipRole` (a continuation) they are dropped. Malformed events are dropped.
+    func readUntilOutput(_ events: UpstreamEvents, _ request: ChatRequest, model: ModelID, skipRole: Bool) async -> FirstOutput {
+        var pending: [[UInt8]] = []
+        let classifier = request.snapshot.classifiers[request.snapshot.table.models[model].provider]
+        do {
+            while let event = try await events.next() {
+                if StreamChunkScan.isDone(event) {
+                    return .output(pending: pending, delivered: "", finishSeen: true, done: true)
+                }
+                guard let chunk = StreamChunkScan.scan(event) else { continue }
+                if chunk.isError { return .failed(classifier.classifyStreamError(event: event, secrets: request.snapshot.secrets)) }
+                if chunk.hasContent || chunk.hasToolCalls || chunk.finishReason != nil || chunk.hasUsage {
+                    pending.append(event)
+                    return .output(pending: pending, delivered: chunk.content, finishSeen: chunk.finishReason != nil, done: false)
+                }
+                if !skipRole { pending.append(event) }
+            }
+            return .failed(Outcome(.transient, message: "the stream ended before any output"))
+        } catch let fault as StreamFault {
+            switch fault {
+            case .silent: return .failed(Outcome(.silent, message: "no first token within \(request.snapshot.table.retry.firstTokenTimeout.configText)"))
+            case .stalled: return .failed(Outcome(.transient, message: "the stream stalled"))
+            case .clientGone: return .failed(Outcome(.cancelled, message: "the client went away"))
+            case .deadline: return .failed(Outcome(.transient, message: "the request deadline passed"))
+            }
+        } catch {
+            return .failed(Self.networkOutcome(error, cancelled: Task.isCancelled))
+        }
+    }
+
+    /// Relays the rest of the stream to the client; a cut, stall or error event after output began is
+    /// continued on the next prefill-capable candidate, so the client receives one complete answer or a
+    /// clean error event, never a truncated stream that looks finished.
+    func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
+        let request = session.request
+        let snapshot = request.snapshot
+        for event in session.pending { try await writer.write(Self.frame(event)) }
+        session.pending = []
+        session.events.markOutputStarted()
+        while true {
+            let ending = await pump(session, &writer)
+            switch ending {
+            case .completed, .clientGone:
+                if case .completed = ending {
+                    log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
+                } else {
+                    log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
+                }
+                session.events.cancel()
+                return ending
+            case .writeFailed:
+                session.events.cancel()
+                return .clientGone
+            case .interrupted(let outcome):
+                session.events.cancel()
+                if try await !continueStream(session, after: outcome, &writer) {
+                    return .failedMidStream
+                }
+            default:
+                return ending
+            }
+        }
+    }
+
+    enum StreamEnding: Sendable, Equatable {
+        case completed
+        case clientGone
+        case writeFailed
+        case interrupted(Outcome)
+        case failedMidStream
+    }
+
+    /// Forwards events until the stream ends one way or another.
+    private func pump(_ session: StreamSession, _ writer: inout any ResponseBodyWriter) async -> StreamEnding {
+        let classifier = session.request.snapshot.classifiers[session.request.snapshot.table.models[session.model].provider]
+        do {
+            while let event = try await session.events.next() {
+                if StreamChunkScan.isDone(event) {
+                    do { try await writer.write(Self.done) } catch { return .writeFailed }
+                    return .completed
+                }
+                guard let chunk = StreamChunkScan.scan(event) else { continue }
+                if chunk.isError {
+                    return .interrupted(classifier.classifyStreamError(event: event, secrets: session.request.snapshot.secrets))
+                }
+                if chunk.finishReason != nil { session.finishSeen = true }
+                session.delivered += chunk.content
+                do { try await writer.write(Self.frame(event)) } catch { return .writeFailed }
+            }
+            // The upstream closed cleanly. Finished without [DONE]: finalise it; unfinished: it was cut.
+            if session.finishSeen {
+                do { try await writer.write(Self.done) } catch { return .writeFailed }
+                return .completed
+            }
+            return .interrupted(Outcome(.transient, message: "the stream ended before the answer finished"))
+        } catch let fault as StreamFault {
+            switch fault {
+            case .clientGone: return .clientGone
+            case .stalled: return .interrupted(Outcome(.transient, message: "the stream stalled for \(session.request.snapshot.table.retry.streamIdleTimeout.configText)"))
+            case .silent: return .interrupted(Outcome(.silent, message: "no first token in time"))
+            case .deadline: return .interrupted(Outcome(.transient, message: "the request deadline passed"))
+            }
+        } catch {
+            if session.finishSeen {
+                // Cut after the finish chunk: the answer is whole; only the terminator is missing.
+                do { try await writer.write(Self.done) } catch { return .writeFailed }
+                return .completed
+            }
+            return .interrupted(Self.networkOutcome(error, cancelled: Task.isCancelled))
+        }
+    }
+
+    /// Continues an interrupted stream on the next candidate that accepts a prefill. Returns false when none
+    /// could, after writing an OpenAI-style error event.
+    private func continueStream(_ session: StreamSession, after outcome: Outcome, _ writer: inout any ResponseBodyWriter) async throws -> Bool {
+        let request = session.request
+        let snapshot = request.snapshot
+        let table = snapshot.table
+        var lastFailure = outcome
+        var failedModel = session.model
+        var failedKey = session.key
+        while true {
+            if await !afterFailure(&session.walk, request, model: failedModel, key: failedKey, outcome: lastFailure) {
+                if session.walk.gaveUp == .cancelled { return false }
+                break
+            }
+            guard let (model, key) = nextPair(&session.walk, request, accept: { table.models[$0].prefill }) else { break }
+            session.walk.attempts += 1
+            session.continuations += 1
+            failedModel = model
+            failedKey = key
+            switch await openStream(request, model: model, key: key, attempt: session.walk.attempts, prefill: session.delivered) {
+            case .refused(let refusal):
+                // A prefill rejection moves on; it is never the error the client sees.
+                lastFailure = refusal.kind == .requestInvalid ? Outcome(.modelGone, message: "prefill rejected: \(refusal.message ?? "")", status: refusal.status) : refusal
+                if refusal.kind == .requestInvalid {
+                    // Blame nothing for a rejected prefill: the model simply cannot continue.
+                    session.walk.notes.append(AttemptNote(key: table.keys[key].label, model: table.models[model].name, outcome: lastFailure))
+                    session.walk.nextMove = .nextModel
+                    log(snapshot.health.record(model: model, key: key, outcome: Outcome(.requestInvalid), at: clock.now()), snapshot)
+                    continue
+                }
+                if refusal.kind == .cancelled { return false }
+            case .opened(let events):
+                switch await readUntilOutput(events, request, model: model, skipRole: true) {
+                case .output(let pending, let delivered, let finishSeen, let done):
+                    session.events = events
+                    session.model = model
+                    session.key = key
+                    session.finishSeen = finishSeen || done
+                    session.delivered += delivered
+                    events.markOutputStarted()
+                    for event in pending { try await writer.write(Self.frame(event)) }
+                    if done {
+                        try await writer.write(Self.done)
+                        log(snapshot.health.record(model: model, key: key, outcome: .success, at: clock.now()), snapshot)
+                        session.events.cancel()
+                        // Nothing more will come: make the relay loop end cleanly.
+                        session.finishSeen = true
+                    }
+                    return true
+                case .failed(let failure):
+                    events.cancel()
+                    if failure.kind == .cancelled { return false }
+                    lastFailure = failure
+                }
+            }
+        }
+        let error = GatewayError(
+            status: .badGateway,
+            message: "the stream was interrupted after \(session.delivered.count) characters and no model could continue it"
+                + Self.list(session.walk.notes),
+            type: "upstream_error", code: "stream_interrupted")
+        try? await writer.write(ByteBuffer(string: error.sseEvent))
+        return false
+    }
+
+    static let done = ByteBuffer(string: "data: [DONE]\n\n")
+
+    static func frame(_ event: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBufferAllocator().buffer(capacity: event.count + 8)
+        buffer.writeString("data: ")
+        buffer.writeBytes(event)
+        buffer.writeString("\n\n")
+        return buffer
+    }
+}
