@@ -122,3 +122,18 @@ struct HealthBookTests {
         #expect(newBook.keyHealth(3).state == .healthy)
     }
 }
+
+extension HealthBookTests {
+    @Test func aProbingKeyGetsItsOneTrialThroughTheBook() {
+        let model = table.model(named: "small-fast")!.id
+        for i in 0..<10 {
+            _ = book.record(model: model, key: 0, outcome: Outcome(.transient, status: 500), at: Fixtures.start + .milliseconds(i))
+            _ = book.record(model: model, key: 1, outcome: .success, at: Fixtures.start + .milliseconds(i))
+        }
+        let later = Fixtures.start + .seconds(301)
+        #expect(book.beginAttempt(key: 0, model: model, at: later).allowed)
+        #expect(!book.beginAttempt(key: 0, model: model, at: later).allowed, "one trial at a time")
+        _ = book.record(model: model, key: 0, outcome: .success, at: later)
+        #expect(book.keyHealth(0).state == .healthy)
+    }
+}

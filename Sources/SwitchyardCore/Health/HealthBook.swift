@@ -60,10 +60,13 @@ public final class HealthBook: Sendable {
     public func beginAttempt(key: KeyID, model: ModelID, at now: Timestamp) -> (allowed: Bool, events: [HealthEvent]) {
         state.withLock { s in
             var events: [HealthEvent] = []
+            // Account, provider and model first: claiming a probing key's one trial must not be wasted.
+            guard s.accounts[s.keyAccount[key]].isUsable(at: now), s.providers[s.keyProvider[key]].isUsable(at: now),
+                s.isModelUsable(model, at: now)
+            else { return (false, events) }
             let (allowed, transition) = s.keys[key].beginAttempt(at: now)
             if let transition { events.append(s.event(key: key, transition, at: now)) }
-            let ok = allowed && s.isKeyUsable(key, at: now) && s.isModelUsable(model, at: now)
-            return (ok, events)
+            return (allowed, events)
         }
     }
 

@@ -1,0 +1,156 @@
+import AsyncHTTPClient
+import FakeUpstream
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import SwitchyardCore
+import SwitchyardGateway
+import Testing
+
+/// A gateway and a fake upstream on ephemeral loopback ports, with a manual clock for health time.
+final class Harness: Sendable {
+    let fake: FakeUpstreamServer
+    let store: SnapshotStore
+    let clock: ManualClock
+    let client: HTTPClient
+    let upstream: UpstreamClient
+    let port: Int
+    private let server: Task<Void, any Error>
+
+    static let keys = [
+        "K1": "sk-or-v1-test-key-0000000000000000001", "K2": "sk-or-v1-test-key-0000000000000000002",
+        "K3": "sk-or-v1-test-key-0000000000000000003", "K4": "sk-or-v1-test-key-0000000000000000004",
+    ]
+
+    static func key(_ n: Int) -> String { keys["K\(n)"]! }
+
+    static let config = """
+        providers:
+          openrouter:
+            base_url: BASE
+            kind: openrouter
+            keys:
+              - { env: K1, account: a }
+              - { env: K2, account: a }
+              - { env: K3, account: b }
+              - { env: K4, account: b }
+        models:
+          fast-8k:  { provider: openrouter, upstream: "meta-llama/llama-3.1-8b-instruct:free", context: 8192, speed: 5, quality: 3, prefill: true }
+          other-8k: { provider: openrouter, upstream: "google/gemma-2-9b-it:free", context: 8192, speed: 4, quality: 3, prefill: true }
+          long:     { provider: openrouter, upstream: "microsoft/phi-3-mini-128k-instruct:free", context: 128000, speed: 2, quality: 3, prefill: true }
+          plain:    { provider: openrouter, upstream: "openchat/openchat-7b:free", context: 8192, speed: 3, quality: 3 }
+        routes:
+          auto:      { prefer: speed, models: [fast-8k, other-8k, long] }
+          noprefill: { prefer: listed, models: [plain] }
+          polite:    { prefer: listed, models: [plain], last_resort: "Sorry, try again later." }
+        health:
+          min_requests: 10
+          window: 60s
+          disable_for: 5m
+          consecutive_failures_to_cool: 0
+        retry:
+          max_attempts: 6
+          backoff: [0s, 5ms, 10ms]
+          first_token_timeout: 600ms
+          stream_idle_timeout: 600ms
+          attempt_timeout: 3s
+          request_deadline: 8s
+        """
+
+    static let labels = (1...4).map { "  \(key($0)): openrouter#\($0)" }.joined(separator: "\n")
+
+    init(config: String = Harness.config, script: String = "", edit: (inout RoutingTable) -> Void = { _ in }) async throws {
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
+        self.fake = fake
+        var table = try ConfigLoader(environment: Self.keys).parse(
+            yaml: config.replacingOccurrences(of: "BASE", with: fake.baseURL), file: "routes.yaml", directory: nil)
+        edit(&table)
+        let clock = ManualClock(Timestamp(secondsSinceEpoch: Date().timeIntervalSince1970))
+        self.clock = clock
+        let store = SnapshotStore(RoutingSnapshot(table: table, now: clock.now()))
+        self.store = store
+        var logger = Logger(label: "test")
+        logger.logLevel = .warning
+        let upstream = UpstreamClient(readTimeout: .seconds(10))
+        self.upstream = upstream
+        let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), clock: clock, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let app = gateway.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
+        server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        var iterator = ports.makeAsyncIterator()
+        port = await iterator.next() ?? 0
+        client = HTTPClient(eventLoopGroupProvider: .singleton)
+    }
+
+    func stop() async {
+        try? await client.shutdown()
+        server.cancel()
+        _ = try? await server.value
+        try? await upstream.shutdown()
+        try? await fake.shutdown()
+    }
+
+    struct Reply {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+
+        func header(_ name: String) -> String? { headers.first(name: name) }
+        var events: [String] {
+            body.components(separatedBy: "\n\n").compactMap { block in
+                block.split(separator: "\n").first { $0.hasPrefix("data: ") }.map { String($0.dropFirst(6)) }
+            }
+        }
+    }
+
+    func post(_ body: String, headers: [(String, String)] = [], path: String = "/v1/chat/completions") async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .POST
+        request.headers.add(name: "content-type", value: "application/json")
+        for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 32 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
+    }
+
+    func get(_ path: String) async throws -> Reply {
+        let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 32 << 20)
+        return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
+    }
+
+    func keyState(_ label: String) -> String {
+        let snapshot = store.snapshot
+        let key = snapshot.table.key(labelled: label)!
+        return snapshot.health.keyState(key.id, at: clock.now()).state.name
+    }
+
+    /// Requests the fake saw per key label since `since` (an index into its log).
+    func upstreamRequests() -> [FakeLogEntry] { fake.log().requests }
+}
+
+func chat(_ prompt: String = "hello", model: String = "auto", stream: Bool = false, maxTokens: Int? = nil) -> String {
+    var fields = [#""model":"\#(model)""#, #""messages":[{"role":"user","content":"\#(prompt)"}]"#]
+    if stream { fields.append(#""stream":true"#) }
+    if let maxTokens { fields.append(#""max_tokens":\#(maxTokens)"#) }
+    return "{" + fields.joined(separator: ",") + "}"
+}
+
+/// The answer FakeUpstream gives to a one-message prompt.
+func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
+    FakeAnswer.text(for: "user:\(prompt)", count: tokens)
+}
+
+func withHarness(config: String = Harness.config, script: String = "", edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void) async throws {
+    let harness = try await Harness(config: config, script: script, edit: edit)
+    do {
+        try await body(harness)
+    } catch {
+        await harness.stop()
+        throw error
+    }
+    await harness.stop()
+}
