@@ -75,7 +75,11 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: UpstreamClientService(client: upstream)), .init(service: app)],
+                services: [
+                    .init(service: UpstreamClientService(client: upstream)),
+                    .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger)),
+                    .init(service: app),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         try await fake?.shutdown()

@@ -1,5 +1,6 @@
 import FakeUpstream
 import Foundation
+import Logging
 import SwitchyardCore
 import SwitchyardGateway
 import Testing
@@ -206,6 +207,31 @@ import Testing
             #expect(data.contains { $0["id"] as? String == "auto" && $0["type"] as? String == "route" })
             #expect(data.contains { $0["id"] as? String == "long" && $0["context_length"] as? Int == 128000 && $0["speed"] as? Int == 2 })
             let status = try await h.get("/healthz").status; #expect(status == 200)
+        }
+    }
+}
+
+@Suite struct ReprobeTests {
+    @Test func aRemovedKeyIsReprobedInTheBackgroundAndComesBack() async throws {
+        let dead = Harness.key(1)
+        try await withHarness(script: "keys: { \(dead): invalid_key }") { h in
+            for i in 0..<4 { _ = try await h.post(chat("r \(i)")) }
+            #expect(h.keyState("openrouter#1") == "removed")
+            var logger = Logger(label: "probe")
+            logger.logLevel = .critical
+            let prober = KeyProber(store: h.store, upstream: h.upstream, clock: h.clock, logger: logger)
+            #expect(await prober.probeDueKeys() == 0, "not due before its re-probe time")
+            // Still dead at the first re-probe: out again, for twice as long.
+            h.clock.advance(by: .seconds(600))
+            #expect(await prober.probeDueKeys() == 1)
+            #expect(h.keyState("openrouter#1") == "removed")
+            h.clock.advance(by: .seconds(600))
+            #expect(await prober.probeDueKeys() == 0)
+            // Fixed upstream: the next probe brings it back without a client request.
+            try h.fake.updateBehavior("keys: {}")
+            h.clock.advance(by: .seconds(600))
+            #expect(await prober.probeDueKeys() == 1)
+            #expect(h.keyState("openrouter#1") == "healthy")
         }
     }
 }

@@ -115,6 +115,42 @@ public final class HealthBook: Sendable {
         }
     }
 
+    // MARK: re-probing keys set aside
+
+    /// Keys removed as invalid or exhausted whose re-probe time has come.
+    public func keysDueForProbe(at now: Timestamp) -> [KeyID] {
+        state.withLock { s in
+            s.keys.indices.filter { k in
+                if case .removed(let until) = s.keys[k].state, now >= until { return s.keys[k].isUsable(at: now) }
+                return false
+            }
+        }
+    }
+
+    /// Claims a due key's one trial for a background probe.
+    public func beginProbe(key: KeyID, at now: Timestamp) -> (allowed: Bool, events: [HealthEvent]) {
+        state.withLock { s in
+            let (allowed, transition) = s.keys[key].beginAttempt(at: now)
+            return (allowed, transition.map { [s.event(key: key, $0, at: now)] } ?? [])
+        }
+    }
+
+    /// Records a background probe: only the key's own verdict counts; no model is judged by it.
+    public func recordProbe(key: KeyID, outcome: Outcome, at now: Timestamp) -> [HealthEvent] {
+        state.withLock { s in
+            let verdict: KeyVerdict
+            switch outcome.kind {
+            case .success: verdict = .success
+            case .keyInvalid: verdict = .invalid
+            case .keyExhausted: verdict = .exhausted(until: outcome.retry?.instant(from: now) ?? now + s.keys[key].settings.exhaustedCooldown)
+            case .keyRateLimited: verdict = .rateLimited(until: outcome.retry?.instant(from: now) ?? now + s.keys[key].settings.rateLimitCooldown)
+            default: verdict = .neutral
+            }
+            let detail = outcome.message.map { "probe: \($0.prefix(200))" } ?? "probe"
+            return s.keys[key].record(verdict, at: now, detail: detail).map { [s.event(key: key, $0, at: now)] } ?? []
+        }
+    }
+
     // MARK: operator actions
 
     public func disable(key: KeyID, at now: Timestamp) -> [HealthEvent] {
