@@ -72,7 +72,8 @@ final class Harness: Sendable {
         let store = SnapshotStore(RoutingSnapshot(table: table, now: clock.now()))
         self.store = store
         var logger = Logger(label: "test")
-        logger.logLevel = .warning
+        // Hummingbird reports the test's own shutdown of the server at error level; only crashes matter here.
+        logger.logLevel = .critical
         let upstream = UpstreamClient(readTimeout: .seconds(10))
         self.upstream = upstream
         let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), clock: clock, logger: logger)
