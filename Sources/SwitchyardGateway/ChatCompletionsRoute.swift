@@ -9,6 +9,8 @@ import SwitchyardCore
 struct ChatCompletionsRoute: Sendable {
     let store: SnapshotStore
     let dispatcher: Dispatcher
+    let cache: ResponseCache
+    let flights = SingleFlight()
     let auth: ClientAuth
     let clock: any WallClock
     let logger: Logger
@@ -62,65 +64,132 @@ struct ChatCompletionsRoute: Sendable {
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: request.headers[Self.affinity], deadline: now + table.retry.requestDeadline,
             deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: context.channel)
+        // The cache: a hit answers at once; an identical request in flight is waited for; otherwise this one leads.
+        let policy = CachePolicy.decide(
+            cacheControl: request.headers[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
+        var cacheKey: CacheKey?
+        var ticket: FlightTicket?
+        if policy.store {
+            let scope = cacheScope(request, table)
+            cacheKey = body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
+        }
+        if let cacheKey, policy.lookup {
+            if let hit = cache.lookup(cacheKey, at: now), !summary.stream || hit.replayable {
+                logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
+                return hitResponse(hit, chat)
+            }
+            switch flights.join(cacheKey) {
+            case .leader(let leader):
+                ticket = leader
+            case .follower(let flight):
+                if let shared = await flight.wait(untilMono: chat.deadlineMono, channel: context.channel), !summary.stream || shared.replayable {
+                    cache.countHit()
+                    logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
+                    return hitResponse(shared, chat)
+                }
+            }
+        }
+        if cacheKey != nil { cache.countMiss() } else { cache.countBypass() }
+        let cacheHeader = policy.headerWhenNotHit
+
         let plan = snapshot.plan(
             route, PlanRequest(estimatedPromptTokens: summary.estimatedPromptTokens, maxTokens: summary.maxTokens, affinity: chat.affinity),
             at: now)
         if summary.stream {
-            return await stream(chat, plan: plan, started: started)
+            return await stream(chat, plan: plan, started: started, cacheKey: cacheKey, ticket: ticket, cacheHeader: cacheHeader)
         }
         switch await dispatcher.complete(chat, plan: plan) {
         case .answered(let answer):
-            var headers = headers(chat, model: answer.model, key: answer.key, attempts: answer.attempts)
+            if let cacheKey {
+                let stored = CachedAnswer.fromCompletion(
+                    body: Array(answer.body.readableBytesView), modelName: table.models[answer.model].name, keyLabel: table.keys[answer.key].label)
+                if let stored { cache.store(stored, for: cacheKey, at: clock.now()) }
+                ticket?.land(stored)
+            }
+            var headers = headers(chat, model: answer.model, key: answer.key, attempts: answer.attempts, cache: cacheHeader)
             headers[.contentType] = "application/json"
-            logRequest(chat, status: answer.status, model: answer.model, key: answer.key, attempts: answer.attempts, started: started)
+            logRequest(chat, status: answer.status, model: answer.model, key: answer.key, attempts: answer.attempts, started: started, cache: cacheHeader)
             return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
         case .failed(let error, let attempts):
-            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, error: error.message)
+            ticket?.land(nil)
+            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, cache: cacheHeader, error: error.message)
             if let answer = route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
             var headers = HTTPFields()
             headers[Self.route] = route.name
             headers[Self.attempts] = String(attempts)
-            headers[Self.cache] = "bypass"
+            headers[Self.cache] = cacheHeader
             return error.response(headers: headers)
         }
     }
 
-    private func stream(_ chat: ChatRequest, plan: RoutePlan, started: UInt64) async -> Response {
+    /// Whose answers a request may see: its client token's, or everyone's with `scope: shared`.
+    private func cacheScope(_ request: Request, _ table: RoutingTable) -> String {
+        if table.cache.scope == .shared { return "shared" }
+        guard !auth.isOpen, let authorization = request.headers[.authorization] else { return "local" }
+        return "client:" + authorization
+    }
+
+    private func hitResponse(_ hit: CachedAnswer, _ chat: ChatRequest) -> Response {
+        var headers = HTTPFields()
+        headers[Self.route] = chat.route.name
+        headers[Self.model] = hit.modelName
+        headers[Self.key] = hit.keyLabel
+        headers[Self.attempts] = "0"
+        headers[Self.cache] = "hit"
+        if chat.summary.stream {
+            headers[.contentType] = "text/event-stream"
+            headers[.cacheControl] = "no-cache"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: hit.sseEvents)))
+        }
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: hit.completionJSON)))
+    }
+
+    private func stream(
+        _ chat: ChatRequest, plan: RoutePlan, started: UInt64, cacheKey: CacheKey?, ticket: FlightTicket?, cacheHeader: String
+    ) async -> Response {
         switch await dispatcher.startStream(chat, plan: plan) {
         case .failed(let error, let attempts):
-            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, error: error.message)
+            ticket?.land(nil)
+            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, cache: cacheHeader, error: error.message)
             if let answer = chat.route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
             var headers = HTTPFields()
             headers[Self.route] = chat.route.name
             headers[Self.attempts] = String(attempts)
-            headers[Self.cache] = "bypass"
+            headers[Self.cache] = cacheHeader
             return error.response(headers: headers)
         case .started(let session):
-            var headers = headers(chat, model: session.model, key: session.key, attempts: session.walk.attempts)
+            var headers = headers(chat, model: session.model, key: session.key, attempts: session.walk.attempts, cache: cacheHeader)
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
             let dispatcher = self.dispatcher
+            let cache = self.cache
+            let clock = self.clock
             let route = self
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
                     let ending = try await dispatcher.relay(session, to: &writer)
                     try await writer.finish(nil)
+                    let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)
+                    if let cacheKey, let answer { cache.store(answer, for: cacheKey, at: clock.now()) }
+                    ticket?.land(answer)
                     route.logRequest(
                         chat, status: ending == .completed ? 200 : 502, model: session.model, key: session.key, attempts: session.walk.attempts,
-                        started: started, error: ending == .completed ? nil : "stream \(ending)", continuations: session.continuations)
+                        started: started, cache: cacheHeader, error: ending == .completed ? nil : "stream \(ending)",
+                        continuations: session.continuations)
                 })
         }
     }
 
-    private func headers(_ chat: ChatRequest, model: ModelID, key: KeyID, attempts: Int) -> HTTPFields {
+    private func headers(_ chat: ChatRequest, model: ModelID, key: KeyID, attempts: Int, cache: String) -> HTTPFields {
         var headers = HTTPFields()
         headers.reserveCapacity(8)
         headers[Self.route] = chat.route.name
         headers[Self.model] = chat.snapshot.table.models[model].name
         headers[Self.key] = chat.snapshot.table.keys[key].label
         headers[Self.attempts] = String(attempts)
-        headers[Self.cache] = "bypass"
+        headers[Self.cache] = cache
         return headers
     }
 
@@ -144,14 +213,14 @@ struct ChatCompletionsRoute: Sendable {
     /// One line per request. Preformatted rather than metadata: building and sorting a metadata dictionary
     /// per request cost more than the routing decision itself.
     func logRequest(
-        _ chat: ChatRequest, status: Int, model: ModelID?, key: KeyID?, attempts: Int, started: UInt64, error: String? = nil,
-        continuations: Int = 0
+        _ chat: ChatRequest, status: Int, model: ModelID?, key: KeyID?, attempts: Int, started: UInt64, cache: String,
+        error: String? = nil, continuations: Int = 0
     ) {
         guard logger.logLevel <= .info else { return }
         let table = chat.snapshot.table
         let micros = (Monotonic.now() &- started) / 1000
         var line = "request route=\(chat.route.name) model=\(model.map { table.models[$0].name } ?? "-")"
-        line += " key=\(key.map { table.keys[$0].label } ?? "-") attempts=\(attempts) cache=bypass status=\(status)"
+        line += " key=\(key.map { table.keys[$0].label } ?? "-") attempts=\(attempts) cache=\(cache) status=\(status)"
         line += " stream=\(chat.summary.stream) latency_ms=\(micros / 1000).\(String(micros % 1000 / 100))"
         if continuations > 0 { line += " continuations=\(continuations)" }
         if let error { line += " error=\"\(error.prefix(500))\"" }

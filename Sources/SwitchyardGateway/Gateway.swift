@@ -10,13 +10,21 @@ public struct Gateway: Sendable {
     public let store: SnapshotStore
     public let upstream: UpstreamClient
     public let auth: ClientAuth
+    public let admin: AdminAuth
+    public let cache: ResponseCache
     public let clock: any WallClock
     public let logger: Logger
 
-    public init(store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, clock: any WallClock = SystemClock(), logger: Logger) {
+    public init(
+        store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, admin: AdminAuth = AdminAuth(token: nil),
+        clock: any WallClock = SystemClock(), logger: Logger
+    ) {
         self.store = store
         self.upstream = upstream
         self.auth = auth
+        self.admin = admin
+        let settings = store.snapshot.table.cache
+        cache = ResponseCache(limits: .init(ttl: settings.ttl, maxEntries: settings.maxEntries, maxBytes: settings.maxBytes))
         self.clock = clock
         self.logger = logger
     }
@@ -24,11 +32,18 @@ public struct Gateway: Sendable {
     public func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         let chat = ChatCompletionsRoute(
-            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger), auth: auth, clock: clock, logger: logger)
+            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger), cache: cache, auth: auth, clock: clock,
+            logger: logger)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
             return Self.models(store.snapshot.table)
+        }
+        router.post("/admin/cache/clear") { [admin, cache] request, context -> Response in
+            if let refusal = admin.check(request, context: context) { return refusal.response() }
+            let cleared = cache.clear()
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"cleared":\#(cleared)}"#)))
         }
         router.get("/healthz") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

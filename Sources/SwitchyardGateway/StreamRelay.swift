@@ -19,6 +19,14 @@ final class StreamSession: @unchecked Sendable {
     var delivered: String
     var finishSeen: Bool
     var continuations = 0
+    /// What a stored answer needs, gathered as events pass.
+    var finishReason: String?
+    var usageJSON: String?
+    var answerID: String?
+    var answerModel: String?
+    var created: Int?
+    /// Set when an error event ended the stream: such an answer is never stored.
+    var endedWithError = false
 
     init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
         self.request = request
@@ -149,7 +157,10 @@ extension Dispatcher {
     func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
         let request = session.request
         let snapshot = request.snapshot
-        for event in session.pending { try await writer.write(Self.frame(event)) }
+        for event in session.pending {
+            if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
+            try await writer.write(Self.frame(event))
+        }
         session.pending = []
         session.events.markOutputStarted()
         while true {
@@ -199,6 +210,7 @@ extension Dispatcher {
                     return .interrupted(classifier.classifyStreamError(event: event, secrets: session.request.snapshot.secrets))
                 }
                 if chunk.finishReason != nil { session.finishSeen = true }
+                Self.note(chunk, in: session)
                 session.delivered += chunk.content
                 do { try await writer.write(Self.frame(event)) } catch { return .writeFailed }
             }
@@ -265,7 +277,10 @@ extension Dispatcher {
                     session.finishSeen = finishSeen || done
                     session.delivered += delivered
                     events.markOutputStarted()
-                    for event in pending { try await writer.write(Self.frame(event)) }
+                    for event in pending {
+                        if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
+                        try await writer.write(Self.frame(event))
+                    }
                     if done {
                         try await writer.write(Self.done)
                         log(snapshot.health.record(model: model, key: key, outcome: .success, at: clock.now()), snapshot)
@@ -286,11 +301,31 @@ extension Dispatcher {
             message: "the stream was interrupted after \(session.delivered.count) characters and no model could continue it"
                 + Self.list(session.walk.notes),
             type: "upstream_error", code: "stream_interrupted")
+        session.endedWithError = true
         try? await writer.write(ByteBuffer(string: error.sseEvent))
         return false
     }
 
     static let done = ByteBuffer(string: "data: [DONE]\n\n")
+
+    /// Notes what a stored answer will need from a chunk.
+    static func note(_ chunk: StreamChunk, in session: StreamSession) {
+        if session.answerID == nil, let id = chunk.id { session.answerID = id }
+        if session.answerModel == nil, let model = chunk.model { session.answerModel = model }
+        if session.created == nil, let created = chunk.created { session.created = created }
+        if let reason = chunk.finishReason { session.finishReason = reason }
+        if let usage = chunk.usageJSON { session.usageJSON = usage }
+    }
+
+    /// The finished stream as a cacheable answer, if it is complete.
+    static func answer(of session: StreamSession, ending: StreamEnding) -> CachedAnswer? {
+        guard ending == .completed, !session.endedWithError, CachedAnswer.isComplete(finishReason: session.finishReason) else { return nil }
+        let table = session.request.snapshot.table
+        return CachedAnswer(
+            id: session.answerID ?? "switchyard-cached", created: session.created ?? 0, upstreamModel: session.answerModel ?? table.models[session.model].upstream,
+            modelName: table.models[session.model].name, keyLabel: table.keys[session.key].label, content: session.delivered,
+            finishReason: session.finishReason ?? "stop", usageJSON: session.usageJSON, body: nil)
+    }
 
     static func frame(_ event: [UInt8]) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: event.count + 8)

@@ -59,7 +59,8 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
         let upstream = UpstreamClient(connectTimeout: table.retry.connectTimeout, readTimeout: table.retry.attemptTimeout)
-        let gateway = Gateway(store: store, upstream: upstream, auth: auth, logger: logger)
+        let admin = AdminAuth.fromEnvironment(table, environment: environment)
+        let gateway = Gateway(store: store, upstream: upstream, auth: auth, admin: admin, logger: logger)
         let host = address.host
         let app = gateway.application(host: host, port: address.port) { port in
             let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"

@@ -16,6 +16,7 @@ final class Harness: Sendable {
     let clock: ManualClock
     let client: HTTPClient
     let upstream: UpstreamClient
+    let gateway: Gateway
     let port: Int
     private let server: Task<Void, any Error>
 
@@ -61,7 +62,9 @@ final class Harness: Sendable {
 
     static let labels = (1...4).map { "  \(key($0)): openrouter#\($0)" }.joined(separator: "\n")
 
-    init(config: String = Harness.config, script: String = "", edit: (inout RoutingTable) -> Void = { _ in }) async throws {
+    init(
+        config: String = Harness.config, script: String = "", tokens: Set<String> = [], edit: (inout RoutingTable) -> Void = { _ in }
+    ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
         var table = try ConfigLoader(environment: Self.keys).parse(
@@ -76,7 +79,8 @@ final class Harness: Sendable {
         logger.logLevel = .critical
         let upstream = UpstreamClient(readTimeout: .seconds(10))
         self.upstream = upstream
-        let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), clock: clock, logger: logger)
+        let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: tokens), clock: clock, logger: logger)
+        self.gateway = gateway
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
         server = Task { try await app.runService(gracefulShutdownSignals: []) }
@@ -145,8 +149,11 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
     FakeAnswer.text(for: "user:\(prompt)", count: tokens)
 }
 
-func withHarness(config: String = Harness.config, script: String = "", edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void) async throws {
-    let harness = try await Harness(config: config, script: script, edit: edit)
+func withHarness(
+    config: String = Harness.config, script: String = "", tokens: Set<String> = [], edit: (inout RoutingTable) -> Void = { _ in },
+    _ body: (Harness) async throws -> Void
+) async throws {
+    let harness = try await Harness(config: config, script: script, tokens: tokens, edit: edit)
     do {
         try await body(harness)
     } catch {

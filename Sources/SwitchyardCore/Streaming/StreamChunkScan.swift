@@ -10,6 +10,11 @@ public struct StreamChunk: Sendable, Equatable {
     public var hasUsage = false
     /// `delta.tool_calls` present: tool-call output counts as output started.
     public var hasToolCalls = false
+    public var id: String?
+    public var model: String?
+    public var created: Int?
+    /// The raw `usage` object, kept for an answer stored in the cache.
+    public var usageJSON: String?
 
     public init() {}
 }
@@ -72,7 +77,23 @@ struct JSONReader {
                 return reader.skipValue(depth: 1)
             case "usage":
                 out.hasUsage = reader.peek() == UInt8(ascii: "{")
-                return reader.skipValue(depth: 1)
+                let start = reader.i
+                guard reader.skipValue(depth: 1) else { return false }
+                if out.hasUsage { out.usageJSON = String(decoding: UnsafeRawBufferPointer(rebasing: reader.bytes[start..<reader.i]), as: UTF8.self) }
+                return true
+            case "id":
+                guard reader.peek() == UInt8(ascii: "\"") else { return reader.skipValue(depth: 1) }
+                out.id = reader.string()
+                return out.id != nil
+            case "model":
+                guard reader.peek() == UInt8(ascii: "\"") else { return reader.skipValue(depth: 1) }
+                out.model = reader.string()
+                return out.model != nil
+            case "created":
+                let start = reader.i
+                guard reader.skipValue(depth: 1) else { return false }
+                out.created = Int(String(decoding: UnsafeRawBufferPointer(rebasing: reader.bytes[start..<reader.i]), as: UTF8.self))
+                return true
             case "choices":
                 return reader.choices(&out)
             default:
