@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
@@ -86,11 +87,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libcurl for bench's load generator (Debian's libcurl4-openssl-dev, installed by scripts/setup).
+        .target(
+            name: "CCurlShim",
+            path: "Benchmarks/CCurlShim",
+            linkerSettings: [.linkedLibrary("curl")]
+        ),
         .executableTarget(
             name: "bench",
             dependencies: [
                 "SwitchyardCore",
+                "FakeUpstream",
+                "CCurlShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/bench",
             swiftSettings: swiftSettings

@@ -1,33 +1,129 @@
 import ArgumentParser
+import Foundation
 
 @main
-struct BenchCommand: ParsableCommand {
+struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure Switchyard: micro-benchmarks of the decision logic (load scenarios arrive with the load generator)."
+        abstract: "Measure Switchyard against the bundled fake upstream: throughput, overhead, failover, cache, streaming.",
+        discussion: "By default bench starts the fake upstream in-process and the gateway as a child process (built from this package)."
     )
 
-    @Option(name: .long, help: "Scenario to run: planner, scan, or all.")
+    @Option(name: .long, help: "Scenario: \(Scenarios.all.joined(separator: ", ")), planner, scan, or all.")
     var scenario: String = "all"
 
-    @Option(name: .long, help: "Routing table for the planner benchmark.")
+    @Option(name: .long, help: "Benchmark a gateway already running at this URL (it must route to --upstream).")
+    var gateway: String?
+
+    @Option(name: .long, help: "Seconds per load phase.")
+    var duration: Double = 5
+
+    @Option(name: .long, help: "Concurrent connections (closed loop).")
+    var concurrency: Int = 32
+
+    @Option(name: .long, help: "Requests per second (open loop) instead of a closed loop.")
+    var rate: Double?
+
+    @Option(name: .long, help: "Write the figures as JSON to this file.")
+    var json: String?
+
+    @Option(name: .long, help: "Routing table for the planner micro-benchmark.")
     var config: String = "routes.yaml"
 
-    @Option(name: .long, help: "Timed runs per benchmark; the median is reported.")
+    @Option(name: .long, help: "Timed runs per micro-benchmark.")
     var runs: Int = 7
 
-    func run() throws {
+    func run() async throws {
         #if DEBUG
-        print("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
+        warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
         #endif
-        let known = ["planner", "scan"]
-        let selected = scenario == "all" ? known : [scenario]
-        for name in selected where !known.contains(name) {
-            throw ValidationError("unknown scenario '\(name)'; choose one of: \(known.joined(separator: ", ")), all")
+        let micro = ["planner", "scan"]
+        let selected = scenario == "all" ? Scenarios.all : scenario.split(separator: ",").map(String.init)
+        for name in selected where !Scenarios.all.contains(name) && !micro.contains(name) {
+            throw ValidationError("unknown scenario '\(name)'; choose from \((Scenarios.all + micro).joined(separator: ", ")), all")
         }
         var results: [MicroResult] = []
         if selected.contains("planner") { results += try PlannerBenchmark(config: config).run(runs: runs) }
         if selected.contains("scan") { results += ScanBenchmark().run(runs: runs) }
-        MicroResult.printTable(results)
+        if !results.isEmpty { MicroResult.printTable(results) }
+
+        let scenarios = selected.filter { Scenarios.all.contains($0) }
+        guard !scenarios.isEmpty else { return }
+        let env = try await BenchEnvironment.start(gateway: gateway, fakeThreads: 1)
+        let runner = Scenarios(env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate))
+        var reports: [ScenarioReport] = []
+        // The load generator blocks its thread: run it off the cooperative pool.
+        for name in scenarios {
+            warn("running \(name)…")
+            let report = try await onThread { try runner.run(name) }
+            warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
+            reports.append(report)
+        }
+        await env.stop()
+        Report.printTable(reports)
+        if let json { try Report.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
+        if reports.contains(where: { !$0.passed }) { throw ExitCode(1) }
+    }
+}
+
+func warn(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Runs blocking work on a thread of its own.
+func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try work() })
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+}
+
+enum Report {
+    static func format(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e12 { return String(Int(value)) }
+        return String(format: abs(value) < 1 ? "%.4f" : "%.2f", value)
+    }
+
+    static func printTable(_ reports: [ScenarioReport]) {
+        print("")
+        print("scenario      result  figures")
+        for report in reports {
+            print("\(report.name.padding(12))  \(report.passed ? "PASS" : "FAIL")    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
+            print("\("".padding(12))          pass when: \(report.condition)")
+        }
+    }
+
+    /// Figures by scenario, with the names of design.md §7 (dotted names nest: `latency_ms.p50`).
+    static func json(_ reports: [ScenarioReport]) -> String {
+        var scenarios: [String] = []
+        for report in reports {
+            var groups: [String: [(String, Double)]] = [:]
+            var order: [String] = []
+            var plain: [(String, Double)] = []
+            for (name, value) in report.figures {
+                if let dot = name.firstIndex(of: ".") {
+                    let group = String(name[..<dot])
+                    if groups[group] == nil { order.append(group) }
+                    groups[group, default: []].append((String(name[name.index(after: dot)...]), value))
+                } else {
+                    plain.append((name, value))
+                }
+            }
+            var fields = plain.map { "\"\($0.0)\": \(value($0.1))" }
+            for group in order {
+                fields.append("\"\(group)\": {" + groups[group]!.map { "\"\($0.0)\": \(value($0.1))" }.joined(separator: ", ") + "}")
+            }
+            fields.append("\"passed\": \(report.passed)")
+            fields.append("\"condition\": \"\(report.condition)\"")
+            scenarios.append("  \"\(report.name)\": {" + fields.joined(separator: ", ") + "}")
+        }
+        return "{\n" + scenarios.joined(separator: ",\n") + "\n}\n"
+    }
+
+    static func value(_ v: Double) -> String {
+        v.isFinite ? (v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)) : "null"
     }
 }

@@ -55,7 +55,7 @@ final class FakeUpstreamState: Sendable {
     }
 
     /// The log keeps this many recent requests; the counters count them all.
-    static let logCapacity = 20_000
+    static let logCapacity = 500_000
 
     private let state: Mutex<State>
 

@@ -1,0 +1,178 @@
+import FakeUpstream
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a scenario runs against: the fake upstream (in-process) and the gateway (a child process built from
+/// this package, or one already running when `--gateway` is given).
+final class BenchEnvironment {
+    let fake: FakeUpstreamServer
+    let gatewayURL: String
+    let process: Process?
+    let logPath: String
+    let directory: URL
+
+    /// Keys the bench's routing table uses; the fake's log names them by these labels.
+    static let keys = (1...4).map { "sk-or-v1-bench-key-000000000000000\($0)" }
+    static let labels = (1...4).map { "openrouter#\($0)" }
+
+    static func config(baseURL: String, listen: String) -> String {
+        """
+        server: { listen: \(listen), max_body_bytes: 4MB }
+        providers:
+          openrouter:
+            base_url: \(baseURL)
+            kind: openrouter
+            keys:
+              - { env: BENCH_KEY_1, account: main }
+              - { env: BENCH_KEY_2, account: main }
+              - { env: BENCH_KEY_3, account: spare }
+              - { env: BENCH_KEY_4, account: spare }
+        models:
+          fast-8k:  { provider: openrouter, upstream: "meta-llama/llama-3.1-8b-instruct:free", context: 8192, speed: 5, quality: 3, prefill: true }
+          other-8k: { provider: openrouter, upstream: "google/gemma-2-9b-it:free", context: 8192, speed: 4, quality: 3, prefill: true }
+          long:     { provider: openrouter, upstream: "microsoft/phi-3-mini-128k-instruct:free", context: 128000, speed: 2, quality: 3, prefill: true }
+        routes:
+          auto: { prefer: speed, models: [fast-8k, other-8k, long] }
+        health:
+          min_requests: 10
+          window: 10s
+          disable_for: 5s
+          max_disable_for: 20s
+          consecutive_failures_to_cool: 0
+          rate_limit_cooldown: 5s
+          model_cooldown: 5s
+        retry:
+          max_attempts: 6
+          backoff: [0s, 10ms, 20ms]
+          first_token_timeout: 2s
+          stream_idle_timeout: 1s
+          attempt_timeout: 10s
+          request_deadline: 30s
+        cache: { scope: shared, ttl: 5m, max_entries: 100000, max_bytes: 256MB }
+        """
+    }
+
+    private init(fake: FakeUpstreamServer, gatewayURL: String, process: Process?, logPath: String, directory: URL) {
+        self.fake = fake
+        self.gatewayURL = gatewayURL
+        self.process = process
+        self.logPath = logPath
+        self.directory = directory
+    }
+
+    static func start(gateway external: String?, fakeThreads: Int) async throws -> BenchEnvironment {
+        var labels: [String: String] = [:]
+        for (key, label) in zip(keys, Self.labels) { labels[key] = label }
+        let fake = try await FakeUpstreamServer.start(script: FakeScript(keyLabels: labels), threads: fakeThreads)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let logPath = directory.appendingPathComponent("gateway.log").path
+        if let external {
+            return BenchEnvironment(fake: fake, gatewayURL: external, process: nil, logPath: logPath, directory: directory)
+        }
+        let port = try freePort()
+        let configPath = directory.appendingPathComponent("routes.yaml").path
+        try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw BenchError("the gateway binary is missing at \(binary); build it first: swift build -c release --product switchyard")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment
+        for (i, key) in keys.enumerated() { env["BENCH_KEY_\(i + 1)"] = key }
+        env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "info"
+        process.environment = env
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        let url = "http://127.0.0.1:\(port)"
+        for _ in 0..<100 {
+            if (try? HTTP.get(url + "/healthz").status) == 200 {
+                return BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory)
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        process.terminate()
+        throw BenchError("the gateway did not start; see \(logPath)")
+    }
+
+    func stop() async {
+        if let process {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? await fake.shutdown()
+    }
+
+    /// The gateway process's CPU time in microseconds (utime + stime from /proc), nil for an external gateway.
+    func gatewayCPUMicros() -> UInt64? {
+        guard let pid = process?.processIdentifier,
+            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        let ticks = UInt64(sysconf(Int32(_SC_CLK_TCK)))
+        return (user + system) * 1_000_000 / max(ticks, 1)
+    }
+
+    /// Health state changes the gateway logged for `subject` (label), with the state entered and its expiry.
+    func healthChanges(subject: String) -> [(to: String, until: Date?, at: Date)] {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return [] }
+        var out: [(String, Date?, Date)] = []
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        for line in text.split(separator: "\n") where line.contains("health change") && line.contains("subject=\(subject) ") {
+            func field(_ name: String) -> String? {
+                guard let r = line.range(of: " \(name)=") else { return nil }
+                return String(line[r.upperBound...].prefix { $0 != " " })
+            }
+            let at = plain.date(from: String(line.prefix(24))) ?? Date()
+            out.append((field("to") ?? "", field("until").flatMap { iso.date(from: $0) }, at))
+        }
+        return out
+    }
+}
+
+/// Tiny blocking HTTP helpers on libcurl's easy interface, for control calls outside the measured path.
+enum HTTP {
+    static func get(_ url: String) throws -> (status: Int, body: String) { try request(url, body: nil) }
+    static func post(_ url: String, _ body: String) throws -> (status: Int, body: String) { try request(url, body: body) }
+
+    private static func request(_ url: String, body: String?) throws -> (status: Int, body: String) {
+        let generator = LoadGenerator(connections: 1)
+        var result: LoadResult?
+        let request = LoadRequest(url: url, body: Array((body ?? "").utf8), keepBody: true, get: body == nil)
+        var sent = false
+        generator.runClosed(until: Clock.now() + 10_000_000_000, next: {
+            guard !sent else { return nil }
+            sent = true
+            return request
+        }, done: { result = $0 })
+        guard let result, result.error == nil else { throw BenchError("\(url): \(result?.error ?? "no answer")") }
+        return (result.status, String(decoding: result.body, as: UTF8.self))
+    }
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+    }
+    guard bound else { throw BenchError("no free port") }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}

@@ -1,0 +1,233 @@
+import CCurlShim
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One request for the load generator.
+struct LoadRequest {
+    var url: String
+    var body: [UInt8]
+    var headers: [String] = ["Content-Type: application/json"]
+    /// Keep the response body (stream checks need it; throughput runs do not).
+    var keepBody = false
+    /// The caller's own marker, returned with the result.
+    var tag = 0
+    /// GET instead of POST (the body is then ignored).
+    var get = false
+}
+
+/// What one request got.
+struct LoadResult {
+    var tag: Int
+    var status: Int
+    /// From the send (closed loop) or from the intended send time (open loop), so a stall cannot hide.
+    var latencyNs: UInt64
+    /// Until the first body byte.
+    var firstByteNs: UInt64
+    /// `x-switchyard-*` response headers, names lowercased.
+    var headers: [String: String]
+    var body: [UInt8]
+    var error: String?
+    /// When the request completed, monotonic.
+    var completedAt: UInt64
+}
+
+enum Clock {
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// Drives many keep-alive connections from one thread with libcurl's multi interface. Callbacks record
+/// timings as bytes arrive; nothing hops between threads or tasks on the measuring path.
+final class LoadGenerator {
+    private final class Slot {
+        let handle: UnsafeMutableRawPointer
+        var request = LoadRequest(url: "", body: [])
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        var bodyStorage: UnsafeMutablePointer<UInt8>?
+        var started: UInt64 = 0
+        var intended: UInt64 = 0
+        var firstByte: UInt64 = 0
+        var headers: [String: String] = [:]
+        var body: [UInt8] = []
+
+        init() {
+            handle = curl_easy_init()!
+        }
+
+        deinit {
+            curl_slist_free_all(headerList)
+            bodyStorage?.deallocate()
+            curl_easy_cleanup(handle)
+        }
+    }
+
+    private let multi: UnsafeMutableRawPointer
+    private var slots: [Slot] = []
+    private var idle: [Slot] = []
+
+    init(connections: Int) {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        multi = curl_multi_init()!
+        _ = sy_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, connections + 4)
+        _ = sy_multi_setopt_long(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, connections + 4)
+        slots = (0..<connections).map { _ in Slot() }
+        idle = slots
+    }
+
+    deinit {
+        for slot in slots { curl_multi_remove_handle(multi, slot.handle) }
+        slots = []
+        curl_multi_cleanup(multi)
+    }
+
+    /// CPU time this process has used, in microseconds (the generator's own cost).
+    static func processCPUMicros() -> UInt64 {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return UInt64(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + UInt64(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+    }
+
+    /// Closed loop: keeps every connection busy until `until` (monotonic ns); `next` gives each new request.
+    func runClosed(until: UInt64, next: () -> LoadRequest?, done: (LoadResult) -> Void) {
+        var running = 0
+        var exhausted = false
+        func fill() {
+            while !exhausted, Clock.now() < until, let slot = idle.popLast() {
+                guard let request = next() else {
+                    idle.append(slot)
+                    exhausted = true
+                    return
+                }
+                start(slot, request, intended: nil)
+                running += 1
+            }
+        }
+        fill()
+        while running > 0 {
+            pump { result in
+                running -= 1
+                done(result)
+            }
+            fill()
+        }
+    }
+
+    /// Open loop: sends at `rate` per second regardless of answers until `until`; latency counts from the
+    /// intended send time, so a gateway that stalls cannot hide behind coordinated omission.
+    func runOpen(rate: Double, until: UInt64, next: () -> LoadRequest?, done: (LoadResult) -> Void) {
+        let interval = UInt64(1e9 / max(rate, 0.001))
+        var due = Clock.now()
+        var running = 0
+        var backlog: [(LoadRequest, UInt64)] = []
+        while true {
+            let now = Clock.now()
+            while due <= now, due < until {
+                if let request = next() { backlog.append((request, due)) }
+                due += interval
+            }
+            while !backlog.isEmpty, let slot = idle.popLast() {
+                let (request, intended) = backlog.removeFirst()
+                start(slot, request, intended: intended)
+                running += 1
+            }
+            if running == 0 && backlog.isEmpty && due >= until { return }
+            pump { result in
+                running -= 1
+                done(result)
+            }
+        }
+    }
+
+    private func start(_ slot: Slot, _ request: LoadRequest, intended: UInt64?) {
+        slot.request = request
+        slot.headers = [:]
+        slot.body = []
+        slot.firstByte = 0
+        curl_slist_free_all(slot.headerList)
+        slot.headerList = nil
+        for header in request.headers + ["Expect:"] { slot.headerList = curl_slist_append(slot.headerList, header) }
+        slot.bodyStorage?.deallocate()
+        let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(request.body.count, 1))
+        storage.initialize(from: request.body, count: request.body.count)
+        slot.bodyStorage = storage
+        let h = slot.handle
+        _ = sy_easy_setopt_string(h, CURLOPT_URL, request.url)
+        if request.get {
+            _ = sy_easy_setopt_long(h, CURLOPT_HTTPGET, 1)
+        } else {
+            _ = sy_easy_setopt_long(h, CURLOPT_POST, 1)
+            _ = sy_easy_setopt_pointer(h, CURLOPT_POSTFIELDS, storage)
+            _ = sy_easy_setopt_long(h, CURLOPT_POSTFIELDSIZE, request.body.count)
+        }
+        _ = sy_easy_setopt_pointer(h, CURLOPT_HTTPHEADER, slot.headerList)
+        _ = sy_easy_setopt_long(h, CURLOPT_TCP_NODELAY, 1)
+        _ = sy_easy_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        _ = sy_easy_setopt_long(h, CURLOPT_TIMEOUT_MS, 120_000)
+        let user = Unmanaged.passUnretained(slot).toOpaque()
+        _ = sy_easy_setopt_write(h, CURLOPT_WRITEFUNCTION, LoadGenerator.onBody)
+        _ = sy_easy_setopt_pointer(h, CURLOPT_WRITEDATA, user)
+        _ = sy_easy_setopt_write(h, CURLOPT_HEADERFUNCTION, LoadGenerator.onHeader)
+        _ = sy_easy_setopt_pointer(h, CURLOPT_HEADERDATA, user)
+        _ = sy_easy_setopt_pointer(h, CURLOPT_PRIVATE, user)
+        slot.started = Clock.now()
+        slot.intended = intended ?? slot.started
+        curl_multi_add_handle(multi, h)
+    }
+
+    private static let onBody: sy_write_callback = { data, size, count, user in
+        let slot = Unmanaged<Slot>.fromOpaque(user!).takeUnretainedValue()
+        let n = size * count
+        if slot.firstByte == 0 { slot.firstByte = Clock.now() }
+        if slot.request.keepBody, let data {
+            data.withMemoryRebound(to: UInt8.self, capacity: n) { slot.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n)) }
+        }
+        return n
+    }
+
+    private static let onHeader: sy_write_callback = { data, size, count, user in
+        let slot = Unmanaged<Slot>.fromOpaque(user!).takeUnretainedValue()
+        let n = size * count
+        guard let data, n > 14 else { return n }
+        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
+        if line.lowercased().hasPrefix("x-switchyard-") || line.lowercased().hasPrefix("retry-after"), let colon = line.firstIndex(of: ":") {
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            slot.headers[name] = value
+        }
+        return n
+    }
+
+    /// Waits for progress and reports finished requests.
+    private func pump(_ finished: (LoadResult) -> Void) {
+        var stillRunning: Int32 = 0
+        curl_multi_perform(multi, &stillRunning)
+        var queued: Int32 = 0
+        while let message = curl_multi_info_read(multi, &queued) {
+            guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            let code = message.pointee.data.result
+            var raw: UnsafeMutableRawPointer?
+            _ = sy_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &raw)
+            let slot = Unmanaged<Slot>.fromOpaque(raw!).takeUnretainedValue()
+            var status = 0
+            _ = sy_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+            curl_multi_remove_handle(multi, easy)
+            let now = Clock.now()
+            let result = LoadResult(
+                tag: slot.request.tag, status: status, latencyNs: now - slot.intended,
+                firstByteNs: slot.firstByte == 0 ? now - slot.intended : slot.firstByte - slot.intended, headers: slot.headers, body: slot.body,
+                error: code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code)), completedAt: now)
+            idle.append(slot)
+            finished(result)
+        }
+        if stillRunning > 0 || queued > 0 {
+            var numfds: Int32 = 0
+            curl_multi_poll(multi, nil, 0, 5, &numfds)
+        }
+    }
+}
