@@ -97,8 +97,10 @@ let package = Package(
             name: "bench",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardGateway",
                 "FakeUpstream",
                 "CCurlShim",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -118,6 +120,11 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "BenchTests",
+            dependencies: ["bench", "FakeUpstream"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -27,6 +27,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Write the figures as JSON to this file.")
     var json: String?
 
+    @Option(name: .long, help: "Write a self-contained HTML report (latency histograms, failover timeline) to this file.")
+    var html: String?
+
     @Option(name: .long, help: "Routing table for the planner micro-benchmark.")
     var config: String = "routes.yaml"
 
@@ -55,13 +58,16 @@ struct BenchCommand: AsyncParsableCommand {
         // The load generator blocks its thread: run it off the cooperative pool.
         for name in scenarios {
             warn("running \(name)…")
+            LoadGenerator.progressLabel = name
             let report = try await onThread { try runner.run(name) }
+            warn("")
             warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
             reports.append(report)
         }
         await env.stop()
         Report.printTable(reports)
         if let json { try Report.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
+        if let html { try HTMLReport.render(reports).write(toFile: html, atomically: true, encoding: .utf8) }
         if reports.contains(where: { !$0.passed }) { throw ExitCode(1) }
     }
 }

@@ -1,5 +1,8 @@
 import FakeUpstream
 import Foundation
+import Logging
+import SwitchyardCore
+import SwitchyardGateway
 
 #if canImport(Glibc)
 import Glibc
@@ -13,12 +16,16 @@ final class BenchEnvironment {
     let process: Process?
     let logPath: String
     let directory: URL
+    /// The health disable window the bench's routing table sets; scenarios time themselves by it.
+    let disableFor: Double
+    /// The in-process gateway, when there is one.
+    private var inProcess: (store: SnapshotStore, upstream: UpstreamClient, server: Task<Void, any Error>)?
 
     /// Keys the bench's routing table uses; the fake's log names them by these labels.
     static let keys = (1...4).map { "sk-or-v1-bench-key-000000000000000\($0)" }
     static let labels = (1...4).map { "openrouter#\($0)" }
 
-    static func config(baseURL: String, listen: String) -> String {
+    static func config(baseURL: String, listen: String, disableFor: Double) -> String {
         """
         server: { listen: \(listen), max_body_bytes: 4MB }
         providers:
@@ -39,9 +46,10 @@ final class BenchEnvironment {
         health:
           min_requests: 10
           window: 10s
-          disable_for: 5s
-          max_disable_for: 20s
-          consecutive_failures_to_cool: 0
+          disable_for: \(Int(disableFor * 1000))ms
+          max_disable_for: \(Int(disableFor * 4000))ms
+          consecutive_failures_to_cool: 3
+          cooldown: \(Int(disableFor * 1000))ms
           rate_limit_cooldown: 5s
           model_cooldown: 5s
         retry:
@@ -55,15 +63,20 @@ final class BenchEnvironment {
         """
     }
 
-    private init(fake: FakeUpstreamServer, gatewayURL: String, process: Process?, logPath: String, directory: URL) {
+    private init(fake: FakeUpstreamServer, gatewayURL: String, process: Process?, logPath: String, directory: URL, disableFor: Double) {
         self.fake = fake
         self.gatewayURL = gatewayURL
         self.process = process
         self.logPath = logPath
         self.directory = directory
+        self.disableFor = disableFor
     }
 
-    static func start(gateway external: String?, fakeThreads: Int) async throws -> BenchEnvironment {
+    /// - Parameters:
+    ///   - external: a gateway already running; nil starts one.
+    ///   - inProcess: run the gateway inside this process (for tests; the child process is the fairer measure,
+    ///     since its CPU time is its own and it does not share threads with the load generator).
+    static func start(gateway external: String?, fakeThreads: Int, inProcess: Bool = false, disableFor: Double = 5) async throws -> BenchEnvironment {
         var labels: [String: String] = [:]
         for (key, label) in zip(keys, Self.labels) { labels[key] = label }
         let fake = try await FakeUpstreamServer.start(script: FakeScript(keyLabels: labels), threads: fakeThreads)
@@ -71,11 +84,29 @@ final class BenchEnvironment {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let logPath = directory.appendingPathComponent("gateway.log").path
         if let external {
-            return BenchEnvironment(fake: fake, gatewayURL: external, process: nil, logPath: logPath, directory: directory)
+            return BenchEnvironment(fake: fake, gatewayURL: external, process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
+        }
+        var keyEnvironment: [String: String] = [:]
+        for (i, key) in keys.enumerated() { keyEnvironment["BENCH_KEY_\(i + 1)"] = key }
+        if inProcess {
+            let table = try ConfigLoader(environment: keyEnvironment).parse(
+                yaml: config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor), file: "bench routes", directory: nil)
+            let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
+            let upstream = UpstreamClient(readTimeout: .seconds(30))
+            let logger = Logger(label: "bench-gateway", factory: { _ in SwiftLogNoOpLogHandler() })
+            let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), logger: logger)
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            let server = Task { try await gateway.serve(host: "127.0.0.1", port: 0) { continuation.yield($0) } }
+            var iterator = ports.makeAsyncIterator()
+            let port = await iterator.next() ?? 0
+            let env = BenchEnvironment(
+                fake: fake, gatewayURL: "http://127.0.0.1:\(port)", process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
+            env.inProcess = (store, upstream, server)
+            return env
         }
         let port = try freePort()
         let configPath = directory.appendingPathComponent("routes.yaml").path
-        try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
+        try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)", disableFor: disableFor).write(toFile: configPath, atomically: true, encoding: .utf8)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw BenchError("the gateway binary is missing at \(binary); build it first: swift build -c release --product switchyard")
@@ -83,8 +114,7 @@ final class BenchEnvironment {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", configPath]
-        var env = ProcessInfo.processInfo.environment
-        for (i, key) in keys.enumerated() { env["BENCH_KEY_\(i + 1)"] = key }
+        var env = ProcessInfo.processInfo.environment.merging(keyEnvironment) { $1 }
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "info"
         process.environment = env
         FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -95,7 +125,7 @@ final class BenchEnvironment {
         let url = "http://127.0.0.1:\(port)"
         for _ in 0..<100 {
             if (try? HTTP.get(url + "/healthz").status) == 200 {
-                return BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory)
+                return BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
             }
             try await Task.sleep(for: .milliseconds(100))
         }
@@ -107,6 +137,11 @@ final class BenchEnvironment {
         if let process {
             process.terminate()
             process.waitUntilExit()
+        }
+        if let inProcess {
+            inProcess.server.cancel()
+            _ = try? await inProcess.server.value
+            try? await inProcess.upstream.shutdown()
         }
         try? await fake.shutdown()
     }
@@ -122,6 +157,23 @@ final class BenchEnvironment {
         let ticks = UInt64(sysconf(Int32(_SC_CLK_TCK)))
         return (user + system) * 1_000_000 / max(ticks, 1)
     }
+
+    /// Keys the gateway disabled for their error rate since `logOffset` (a position in its log), read from its
+    /// health state when it runs in-process, else from its log.
+    func keysDisabled(sinceLogOffset logOffset: Int) -> Int {
+        if let inProcess {
+            let snapshot = inProcess.store.snapshot
+            let now = SystemClock().now()
+            return snapshot.table.keys.filter { snapshot.health.keyState($0.id, at: now).state.name == "disabled" }.count
+        }
+        let text = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").dropFirst(logOffset)
+        return Set(text.split(separator: "\n").filter { $0.contains("health change") && $0.contains("to=disabled") }.compactMap { line -> String? in
+            guard let r = line.range(of: "subject=") else { return nil }
+            return String(line[r.upperBound...].prefix { $0 != " " })
+        }).count
+    }
+
+    var logSize: Int { (try? String(contentsOfFile: logPath, encoding: .utf8))?.count ?? 0 }
 
     /// Health state changes the gateway logged for `subject` (label), with the state entered and its expiry.
     func healthChanges(subject: String) -> [(to: String, until: Date?, at: Date)] {

@@ -67,6 +67,13 @@ final class LoadGenerator {
         }
     }
 
+    /// A label for the live progress line on stderr; nil prints nothing.
+    static nonisolated(unsafe) var progressLabel: String?
+    private var progressStarted: UInt64 = 0
+    private var progressLast: UInt64 = 0
+    private var progressDone = 0
+    private var progressErrors = 0
+
     private let multi: UnsafeMutableRawPointer
     private var slots: [Slot] = []
     private var idle: [Slot] = []
@@ -203,6 +210,18 @@ final class LoadGenerator {
         return n
     }
 
+    private func progress(_ result: LoadResult) {
+        guard let label = Self.progressLabel else { return }
+        if progressStarted == 0 { progressStarted = result.completedAt }
+        progressDone += 1
+        if result.status != 200 || result.error != nil { progressErrors += 1 }
+        guard result.completedAt - progressLast >= 1_000_000_000 else { return }
+        progressLast = result.completedAt
+        let elapsed = Double(result.completedAt - progressStarted) / 1e9
+        let rps = elapsed > 0 ? Double(progressDone) / elapsed : 0
+        FileHandle.standardError.write(Data("\r  \(label): \(String(format: "%5.1f", elapsed))s  \(Int(rps)) req/s  \(progressDone) done  \(progressErrors) errors   ".utf8))
+    }
+
     /// Waits for progress and reports finished requests.
     private func pump(_ finished: (LoadResult) -> Void) {
         var stillRunning: Int32 = 0
@@ -223,6 +242,7 @@ final class LoadGenerator {
                 firstByteNs: slot.firstByte == 0 ? now - slot.intended : slot.firstByte - slot.intended, headers: slot.headers, body: slot.body,
                 error: code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code)), completedAt: now)
             idle.append(slot)
+            progress(result)
             finished(result)
         }
         if stillRunning > 0 || queued > 0 {

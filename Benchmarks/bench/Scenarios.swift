@@ -91,7 +91,8 @@ struct Scenarios: @unchecked Sendable {
     func failover() throws -> ScenarioReport {
         var report = ScenarioReport(
             name: "failover", condition: "client_error_rate == 0, requests_to_disabled_key == 0, recovered")
-        let duration = max(options.duration, 14)
+        let window = env.disableFor
+        let duration = max(options.duration, window * 2.8)
         let generator = LoadGenerator(connections: min(options.concurrency, 8))
         var firstTry = Latencies()
         var failedOver = Latencies()
@@ -111,7 +112,7 @@ struct Scenarios: @unchecked Sendable {
                 report.events.append((timeline.seconds(at: now), "openrouter#3 starts answering 500"))
             }
             // Heal the key upstream once it has been set aside, so its trial request after the window passes.
-            if let started = faultStarted, !healed, Date().timeIntervalSince(started) > 2 {
+            if let started = faultStarted, !healed, Date().timeIntervalSince(started) > window * 0.4 {
                 try? env.fake.updateBehavior("keys: {}")
                 healed = true
                 report.events.append((timeline.seconds(at: now), "openrouter#3 healed upstream"))
@@ -132,11 +133,11 @@ struct Scenarios: @unchecked Sendable {
         let afterFault = log.filter { $0.timeMs >= start }
         // Isolated: the last request before the first gap longer than half the disable window.
         var isolatedAt = afterFault.last?.timeMs ?? start
-        for (a, b) in zip(afterFault, afterFault.dropFirst()) where b.timeMs - a.timeMs > 2500 {
+        for (a, b) in zip(afterFault, afterFault.dropFirst()) where b.timeMs - a.timeMs > Int64(window * 500) {
             isolatedAt = a.timeMs
             break
         }
-        let windowEnd = isolatedAt + 4_900
+        let windowEnd = isolatedAt + Int64(window * 1000) - 100
         let toDisabled = afterFault.filter { $0.timeMs > isolatedAt && $0.timeMs < windowEnd }.count
         let recovered = afterFault.contains { $0.timeMs >= windowEnd && $0.action == "ok" }
         report.add("client_error_rate", Double(errors) / Double(max(done, 1)))
@@ -160,14 +161,13 @@ struct Scenarios: @unchecked Sendable {
     func modelOutage() throws -> ScenarioReport {
         var report = ScenarioReport(name: "model_outage", condition: "client_error_rate == 0, keys_disabled == 0")
         try env.fake.updateBehavior(#"models_behavior: { "meta-llama/llama-3.1-8b-instruct:free": error_503 }"#)
-        let logStart = (try? String(contentsOfFile: env.logPath, encoding: .utf8))?.count ?? 0
+        let logStart = env.logSize
         let (done, errors) = closedLoad(seconds: min(options.duration, 5), connections: min(options.concurrency, 8)) { "outage \($0)" }
-        let text = ((try? String(contentsOfFile: env.logPath, encoding: .utf8)) ?? "").dropFirst(logStart)
-        let disabled = Set(text.split(separator: "\n").filter { $0.contains("health change") && $0.contains("to=disabled") && $0.contains("subject=openrouter#") }.map { String($0) })
+        let disabled = env.keysDisabled(sinceLogOffset: logStart)
         report.add("client_error_rate", Double(errors) / Double(max(done, 1)))
-        report.add("keys_disabled", Double(disabled.count))
+        report.add("keys_disabled", Double(disabled))
         report.add("requests", Double(done))
-        report.passed = errors == 0 && disabled.isEmpty
+        report.passed = errors == 0 && disabled == 0
         return report
     }
 
@@ -205,7 +205,7 @@ struct Scenarios: @unchecked Sendable {
         var report = ScenarioReport(name: "cache", condition: "|hit_rate - expected_hit_rate| <= 0.02, hit_latency_ms.p50 < 0.2")
         // A sequence where each request repeats an earlier prompt with probability 0.5.
         var random = SystemRandomNumberGenerator()
-        let total = 3000
+        let total = min(3000, max(200, Int(options.duration * 600)))
         var prompts: [String] = []
         var duplicates = 0
         let run = "\(UInt32.random(in: 0...UInt32.max, using: &random))"

@@ -32,3 +32,10 @@ extension Gateway {
             logger: logger)
     }
 }
+
+extension Gateway {
+    /// Serves until the calling task is cancelled: for tests and for embedding the gateway in another process.
+    public func serve(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await application(host: host, port: port, onRunning: onRunning).runService(gracefulShutdownSignals: [])
+    }
+}

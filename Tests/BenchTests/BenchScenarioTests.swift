@@ -1,0 +1,25 @@
+import Testing
+@testable import bench
+
+/// Tiny runs of bench scenarios, so CI notices a broken bench. Figures from a debug build mean nothing;
+/// only that the scenarios run and their correctness conditions hold.
+@Suite(.serialized) struct BenchScenarioTests {
+    @Test func failoverAndCacheRunAndHoldTheirConditions() async throws {
+        let env = try await BenchEnvironment.start(gateway: nil, fakeThreads: 1, inProcess: true, disableFor: 1)
+        let scenarios = Scenarios(env: env, options: BenchOptions(duration: 1, concurrency: 4, rate: nil))
+        let (failover, cache) = try await onThread { (try scenarios.run("failover"), try scenarios.run("cache")) }
+        await env.stop()
+
+        #expect(failover.figure("client_error_rate") == 0)
+        #expect(failover.figure("requests_to_disabled_key") == 0)
+        #expect(failover.figure("recovered") == 1, "\(failover.figures)")
+        #expect((failover.figure("requests") ?? 0) > 100)
+        let hitRate = try #require(cache.figure("hit_rate"))
+        let expected = try #require(cache.figure("expected_hit_rate"))
+        #expect(abs(hitRate - expected) <= 0.02)
+        #expect((cache.figure("upstream_calls_saved") ?? 0) > 0)
+        let json = Report.json([failover, cache])
+        #expect(json.contains(#""failover_added_ms": {"p50""#))
+        #expect(HTMLReport.render([failover, cache]).contains("<svg"))
+    }
+}
