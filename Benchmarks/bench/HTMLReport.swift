@@ -14,7 +14,7 @@ enum HTMLReport {
         body += "</table>"
         for r in reports {
             if let histogram = r.latencyHistogram, histogram.totalCount > 0 {
-                body += "<h2>\(r.name): latency distribution</h2>" + latencyChart(histogram)
+                body += "<h2>\(r.name): \(escape(r.latencyLabel))</h2>" + latencyChart(histogram)
             }
             if r.timeline.count > 1 {
                 body += "<h2>\(r.name): throughput and errors per second</h2>" + timelineChart(r.timeline, events: r.events)

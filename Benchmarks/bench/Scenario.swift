@@ -18,6 +18,8 @@ struct ScenarioReport: @unchecked Sendable {
     var timeline: [(second: Int, requests: Int, errors: Int)] = []
     var events: [(second: Double, text: String)] = []
     var latencyHistogram: Histogram<UInt64>?
+    /// What the histogram measures.
+    var latencyLabel = "latency distribution"
 
     func figure(_ name: String) -> Double? { figures.first { $0.name == name }?.value }
     mutating func add(_ name: String, _ value: Double) { figures.append((name, value)) }
@@ -67,8 +69,9 @@ struct Timeline {
         buckets[second] = bucket
     }
 
+    /// Whole seconds only: the last, partial second would look like a collapse.
     var samples: [(second: Int, requests: Int, errors: Int)] {
-        buckets.keys.sorted().map { ($0, buckets[$0]!.0, buckets[$0]!.1) }
+        buckets.keys.sorted().dropLast().map { ($0, buckets[$0]!.0, buckets[$0]!.1) }
     }
 
     func seconds(at instant: UInt64) -> Double { Double(instant - start) / 1e9 }
