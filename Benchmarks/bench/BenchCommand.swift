@@ -15,6 +15,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Benchmark a gateway already running at this URL (it must route to --upstream).")
     var gateway: String?
 
+    @Option(name: .long, help: "With --gateway: the fake upstream (fake-upstream) that gateway routes to, e.g. http://127.0.0.1:9001.")
+    var upstream: String?
+
+    @Flag(name: .long, help: "Print the routing table a gateway under test should use with --upstream, then exit.")
+    var printConfig = false
+
     @Option(name: .long, help: "Seconds per load phase.")
     var duration: Double = 5
 
@@ -40,6 +46,11 @@ struct BenchCommand: AsyncParsableCommand {
         #if DEBUG
         warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
         #endif
+        if printConfig {
+            print("# Keys: " + BenchEnvironment.keys.enumerated().map { "BENCH_KEY_\($0.offset + 1)=\($0.element)" }.joined(separator: " "))
+            print(BenchEnvironment.config(baseURL: (upstream ?? "http://127.0.0.1:9001") + "/v1", listen: "127.0.0.1:8091", disableFor: 5))
+            return
+        }
         let micro = ["planner", "scan"]
         let selected = scenario == "all" ? Scenarios.all : scenario.split(separator: ",").map(String.init)
         for name in selected where !Scenarios.all.contains(name) && !micro.contains(name) {
@@ -52,7 +63,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         let scenarios = selected.filter { Scenarios.all.contains($0) }
         guard !scenarios.isEmpty else { return }
-        let env = try await BenchEnvironment.start(gateway: gateway, fakeThreads: 1)
+        let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1)
         let runner = Scenarios(env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate))
         var reports: [ScenarioReport] = []
         // The load generator blocks its thread: run it off the cooperative pool.

@@ -10,8 +10,9 @@ import Glibc
 
 /// What a scenario runs against: the fake upstream (in-process) and the gateway (a child process built from
 /// this package, or one already running when `--gateway` is given).
-final class BenchEnvironment {
-    let fake: FakeUpstreamServer
+final class BenchEnvironment: @unchecked Sendable {
+    let fake: any UpstreamControl
+    private let ownedFake: FakeUpstreamServer?
     let gatewayURL: String
     let process: Process?
     let logPath: String
@@ -63,8 +64,9 @@ final class BenchEnvironment {
         """
     }
 
-    private init(fake: FakeUpstreamServer, gatewayURL: String, process: Process?, logPath: String, directory: URL, disableFor: Double) {
-        self.fake = fake
+    private init(fake: FakeUpstreamServer?, remote: String? = nil, gatewayURL: String, process: Process?, logPath: String, directory: URL, disableFor: Double) {
+        self.ownedFake = fake
+        self.fake = fake.map { InProcessUpstream(server: $0) } ?? RemoteUpstream(root: remote ?? "")
         self.gatewayURL = gatewayURL
         self.process = process
         self.logPath = logPath
@@ -76,16 +78,22 @@ final class BenchEnvironment {
     ///   - external: a gateway already running; nil starts one.
     ///   - inProcess: run the gateway inside this process (for tests; the child process is the fairer measure,
     ///     since its CPU time is its own and it does not share threads with the load generator).
-    static func start(gateway external: String?, fakeThreads: Int, inProcess: Bool = false, disableFor: Double = 5) async throws -> BenchEnvironment {
+    static func start(
+        gateway external: String?, upstream remote: String? = nil, fakeThreads: Int, inProcess: Bool = false, disableFor: Double = 5
+    ) async throws -> BenchEnvironment {
         var labels: [String: String] = [:]
         for (key, label) in zip(keys, Self.labels) { labels[key] = label }
-        let fake = try await FakeUpstreamServer.start(script: FakeScript(keyLabels: labels), threads: fakeThreads)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-bench-\(getpid())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let logPath = directory.appendingPathComponent("gateway.log").path
         if let external {
-            return BenchEnvironment(fake: fake, gatewayURL: external, process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
+            guard let remote else { throw BenchError("--gateway needs --upstream: the fake upstream that gateway routes to (see bench --print-config)") }
+            let root = remote.hasSuffix("/v1") ? String(remote.dropLast(3)) : remote
+            let env = BenchEnvironment(fake: nil, remote: root, gatewayURL: external, process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
+            try env.fake.updateBehavior("key_labels: {" + labels.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ", ") + "}")
+            return env
         }
+        let fake = try await FakeUpstreamServer.start(script: FakeScript(keyLabels: labels), threads: fakeThreads)
         var keyEnvironment: [String: String] = [:]
         for (i, key) in keys.enumerated() { keyEnvironment["BENCH_KEY_\(i + 1)"] = key }
         if inProcess {
@@ -143,7 +151,7 @@ final class BenchEnvironment {
             _ = try? await inProcess.server.value
             try? await inProcess.upstream.shutdown()
         }
-        try? await fake.shutdown()
+        try? await ownedFake?.shutdown()
     }
 
     /// The gateway process's CPU time in microseconds (utime + stime from /proc), nil for an external gateway.

@@ -17,7 +17,7 @@ struct Scenarios: @unchecked Sendable {
     static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream"]
 
     func run(_ name: String) throws -> ScenarioReport {
-        env.fake.reset()
+        try env.fake.reset()
         try env.fake.updateBehavior("default: {}\nkeys: {}\nmodels_behavior: {}")
         switch name {
         case "throughput": return try throughput()
@@ -107,7 +107,7 @@ struct Scenarios: @unchecked Sendable {
         generator.runClosed(until: until(duration), next: {
             let now = Clock.now()
             if faultStarted == nil, now >= faultAt {
-                try? env.fake.updateBehavior("keys: { \(badKey): error_500 }")
+                do { try env.fake.updateBehavior("keys: { \(badKey): error_500 }") } catch { warn("fault: \(error)") }
                 faultStarted = Date()
                 report.events.append((timeline.seconds(at: now), "openrouter#3 starts answering 500"))
             }
@@ -128,7 +128,7 @@ struct Scenarios: @unchecked Sendable {
             }
             if Int(result.headers["x-switchyard-attempts"] ?? "1") ?? 1 > 1 { failedOver.record(result.latencyNs) } else { firstTry.record(result.latencyNs) }
         })
-        let log = env.fake.log().requests.filter { $0.key == "openrouter#3" }
+        let log = try env.fake.log().requests.filter { $0.key == "openrouter#3" }
         let start = faultStarted.map(ms) ?? 0
         let afterFault = log.filter { $0.timeMs >= start }
         // Isolated: the last request before the first gap longer than half the disable window.
@@ -177,7 +177,7 @@ struct Scenarios: @unchecked Sendable {
         let limited = BenchEnvironment.keys[1]
         try env.fake.updateBehavior("keys: { \(limited): { fault: rate_limit, retry_after: 2, times: 1 } }")
         let (done, errors) = closedLoad(seconds: min(options.duration, 4), connections: 4) { "rate limited \($0)" }
-        let log = env.fake.log().requests.filter { $0.key == "openrouter#2" }
+        let log = try env.fake.log().requests.filter { $0.key == "openrouter#2" }
         let limitedAt = log.first { $0.action == "rate_limit" }?.timeMs ?? 0
         let early = log.filter { $0.timeMs > limitedAt && $0.timeMs < limitedAt + 1_950 }.count
         report.add("requests_before_retry_after", Double(early))
@@ -240,7 +240,8 @@ struct Scenarios: @unchecked Sendable {
         report.add("expected_hit_rate", expected)
         report.add("hit_latency_ms.p50", hitLatency.ms(50))
         report.add("hit_latency_ms.p99", hitLatency.ms(99))
-        report.add("upstream_calls_saved", Double(done - env.fake.log().total))
+        let upstreamCalls = try env.fake.log().total
+        report.add("upstream_calls_saved", Double(done - upstreamCalls))
         report.latencyHistogram = hitLatency.histogram
         report.latencyLabel = "latency of cache hits"
         report.passed = abs(measured - expected) <= 0.02 && hitLatency.ms(50) < 0.2
@@ -268,7 +269,7 @@ struct Scenarios: @unchecked Sendable {
             if result.status != 200 { errors += 1 }
             if result.headers["x-switchyard-model"] == "long" { long += 1 }
         })
-        let contextErrors = env.fake.log().perAction["context_length_exceeded"] ?? 0
+        let contextErrors = try env.fake.log().perAction["context_length_exceeded"] ?? 0
         report.add("context_errors", Double(contextErrors))
         report.add("share_long_context", Double(long) / Double(max(done, 1)))
         report.add("client_errors", Double(errors))
@@ -314,9 +315,9 @@ struct Scenarios: @unchecked Sendable {
         // A third of the fast model's streams are cut halfway; the gateway must continue them elsewhere.
         try env.fake.updateBehavior(
             #"default: { answer_tokens: \#(answerTokens), token_interval: 2ms }\#nmodels_behavior: { "meta-llama/llama-3.1-8b-instruct:free": { fault: cut, after_tokens: 10, probability: 0.33 } }"#)
-        env.fake.reset()
+        try env.fake.reset()
         let (_, done, complete, truncated, errors) = run(chatURL, model: "auto", headers: ["Content-Type: application/json"], seconds: min(options.duration, 5))
-        let log = env.fake.log()
+        let log = try env.fake.log()
         let cut = log.perAction["cut"] ?? 0
         let continued = log.perAction["prefill"] ?? 0
         report.add("ttfb_overhead_ms.p50", healthy.ms(50) - direct.ms(50))
