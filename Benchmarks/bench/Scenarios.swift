@@ -16,6 +16,9 @@ struct Scenarios: @unchecked Sendable {
 
     static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream"]
 
+    /// Tags every prompt of this run, so a gateway that outlives one bench run never answers the next from its cache.
+    static let run = "run-\(UInt32.random(in: 0...UInt32.max))"
+
     func run(_ name: String) throws -> ScenarioReport {
         try env.fake.reset()
         try env.fake.updateBehavior("default: {}\nkeys: {}\nmodels_behavior: {}")
@@ -47,7 +50,7 @@ struct Scenarios: @unchecked Sendable {
             let cpuBefore = threadCPUMicros()
             let next: () -> LoadRequest? = {
                 counter += 1
-                return LoadRequest(url: url, body: Prompts.body("throughput request \(counter)", model: model), headers: headers, tag: 0)
+                return LoadRequest(url: url, body: Prompts.body("\(Self.run) throughput \(counter)", model: model), headers: headers, tag: 0)
             }
             let record: (LoadResult) -> Void = { result in
                 done += 1
@@ -118,7 +121,7 @@ struct Scenarios: @unchecked Sendable {
                 report.events.append((timeline.seconds(at: now), "openrouter#3 healed upstream"))
             }
             counter += 1
-            return LoadRequest(url: chatURL, body: Prompts.body("failover \(counter)"))
+            return LoadRequest(url: chatURL, body: Prompts.body("\(Self.run) failover \(counter)"))
         }, done: { result in
             done += 1
             timeline.record(result)
@@ -163,7 +166,7 @@ struct Scenarios: @unchecked Sendable {
         var report = ScenarioReport(name: "model_outage", condition: "client_error_rate == 0, keys_disabled == 0")
         try env.fake.updateBehavior(#"models_behavior: { "meta-llama/llama-3.1-8b-instruct:free": error_503 }"#)
         let logStart = env.logSize
-        let (done, errors) = closedLoad(seconds: min(options.duration, 5), connections: min(options.concurrency, 8)) { "outage \($0)" }
+        let (done, errors) = closedLoad(seconds: min(options.duration, 5), connections: min(options.concurrency, 8)) { "\(Self.run) outage \($0)" }
         let disabled = env.keysDisabled(sinceLogOffset: logStart)
         report.add("client_error_rate", Double(errors) / Double(max(done, 1)))
         report.add("keys_disabled", Double(disabled))
@@ -176,7 +179,7 @@ struct Scenarios: @unchecked Sendable {
         var report = ScenarioReport(name: "rate_limit", condition: "requests_before_retry_after == 0, client errors == 0")
         let limited = BenchEnvironment.keys[1]
         try env.fake.updateBehavior("keys: { \(limited): { fault: rate_limit, retry_after: 2, times: 1 } }")
-        let (done, errors) = closedLoad(seconds: min(options.duration, 4), connections: 4) { "rate limited \($0)" }
+        let (done, errors) = closedLoad(seconds: min(options.duration, 4), connections: 4) { "\(Self.run) rate limited \($0)" }
         let log = try env.fake.log().requests.filter { $0.key == "openrouter#2" }
         let limitedAt = log.first { $0.action == "rate_limit" }?.timeMs ?? 0
         let early = log.filter { $0.timeMs > limitedAt && $0.timeMs < limitedAt + 1_950 }.count
@@ -209,7 +212,7 @@ struct Scenarios: @unchecked Sendable {
         let total = min(3000, max(200, Int(options.duration * 600)))
         var prompts: [String] = []
         var duplicates = 0
-        let run = "\(UInt32.random(in: 0...UInt32.max, using: &random))"
+        let run = Self.run
         for i in 0..<total {
             if !prompts.isEmpty, Bool.random(using: &random) {
                 prompts.append(prompts[Int.random(in: 0..<prompts.count, using: &random)])
@@ -259,9 +262,9 @@ struct Scenarios: @unchecked Sendable {
             counter += 1
             let prompt: String
             switch counter % 5 {
-            case 0: prompt = documents[1] + " \(counter)"
-            case 1, 2: prompt = documents[0] + " \(counter)"
-            default: prompt = "short chat \(counter)"
+            case 0: prompt = documents[1] + " \(Self.run) \(counter)"
+            case 1, 2: prompt = documents[0] + " \(Self.run) \(counter)"
+            default: prompt = "\(Self.run) short chat \(counter)"
             }
             return LoadRequest(url: chatURL, body: Prompts.body(prompt))
         }, done: { result in
@@ -289,7 +292,7 @@ struct Scenarios: @unchecked Sendable {
             var prompts: [Int: String] = [:]
             generator.runClosed(until: until(seconds), next: {
                 counter += 1
-                let prompt = "stream \(counter)"
+                let prompt = "\(Self.run) stream \(counter)"
                 prompts[counter] = prompt
                 return LoadRequest(url: url, body: Prompts.body(prompt, model: model, stream: true), headers: headers, keepBody: true, tag: counter)
             }, done: { result in
