@@ -14,6 +14,8 @@ public struct Gateway: Sendable {
     public let cache: ResponseCache
     public let clock: any WallClock
     public let logger: Logger
+    /// Set when the table comes from a file that can be reloaded.
+    public var reloader: ConfigReloader?
 
     public init(
         store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, admin: AdminAuth = AdminAuth(token: nil),
@@ -44,6 +46,22 @@ public struct Gateway: Sendable {
             let cleared = cache.clear()
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"cleared":\#(cleared)}"#)))
+        }
+        router.get("/admin/stats") { [store, admin, cache, reloader, clock] request, context -> Response in
+            if let refusal = admin.check(request, context: context) { return refusal.response() }
+            let body = AdminStats.json(snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, now: clock.now())
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.post("/admin/reload") { [admin, reloader] request, context -> Response in
+            if let refusal = admin.check(request, context: context) { return refusal.response() }
+            guard let reloader else {
+                return GatewayError(status: .conflict, message: "this gateway was not started from a file", type: "invalid_request_error", code: "no_config_file").response()
+            }
+            let problems = reloader.reload(reason: "POST /admin/reload")
+            let list = problems.map { JSONText.quoted($0.description) }.joined(separator: ",")
+            return Response(
+                status: problems.isEmpty ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(string: #"{"applied":\#(problems.isEmpty),"problems":[\#(list)]}"#)))
         }
         router.get("/healthz") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

@@ -60,7 +60,10 @@ struct ServeCommand: AsyncParsableCommand {
         let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
         let upstream = UpstreamClient(connectTimeout: table.retry.connectTimeout, readTimeout: table.retry.attemptTimeout)
         let admin = AdminAuth.fromEnvironment(table, environment: environment)
-        let gateway = Gateway(store: store, upstream: upstream, auth: auth, admin: admin, logger: logger)
+        var gateway = Gateway(store: store, upstream: upstream, auth: auth, admin: admin, logger: logger)
+        // The demo's table is rewritten to point at the fake upstream, so it is not reloaded from the file.
+        let reloader = demo ? nil : ConfigReloader(path: config, store: store, cache: gateway.cache, logger: logger)
+        gateway.reloader = reloader
         let host = address.host
         let app = gateway.application(host: host, port: address.port) { port in
             let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
@@ -79,6 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: UpstreamClientService(client: upstream)),
                     .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger)),
+                ] + (reloader.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

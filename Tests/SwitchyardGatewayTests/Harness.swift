@@ -62,13 +62,26 @@ final class Harness: Sendable {
 
     static let labels = (1...4).map { "  \(key($0)): openrouter#\($0)" }.joined(separator: "\n")
 
+    /// The routes file when the harness was started reloadable.
+    let configPath: String?
+
     init(
-        config: String = Harness.config, script: String = "", tokens: Set<String> = [], edit: (inout RoutingTable) -> Void = { _ in }
+        config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false,
+        edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
-        var table = try ConfigLoader(environment: Self.keys).parse(
-            yaml: config.replacingOccurrences(of: "BASE", with: fake.baseURL), file: "routes.yaml", directory: nil)
+        let yaml = config.replacingOccurrences(of: "BASE", with: fake.baseURL)
+        var table: RoutingTable
+        if reloadable {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-test-\(UUID().uuidString).yaml").path
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            configPath = path
+            table = try ConfigLoader(environment: Self.keys).load(path: path)
+        } else {
+            configPath = nil
+            table = try ConfigLoader(environment: Self.keys).parse(yaml: yaml, file: "routes.yaml", directory: nil)
+        }
         edit(&table)
         let clock = ManualClock(Timestamp(secondsSinceEpoch: Date().timeIntervalSince1970))
         self.clock = clock
@@ -79,7 +92,11 @@ final class Harness: Sendable {
         logger.logLevel = .critical
         let upstream = UpstreamClient(readTimeout: .seconds(10))
         self.upstream = upstream
-        let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: tokens), clock: clock, logger: logger)
+        var gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: tokens), clock: clock, logger: logger)
+        if let configPath {
+            let keys = Self.keys
+            gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, clock: clock, logger: logger)
+        }
         self.gateway = gateway
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
@@ -95,6 +112,7 @@ final class Harness: Sendable {
         _ = try? await server.value
         try? await upstream.shutdown()
         try? await fake.shutdown()
+        if let configPath { try? FileManager.default.removeItem(atPath: configPath) }
     }
 
     struct Reply {
@@ -150,10 +168,10 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 }
 
 func withHarness(
-    config: String = Harness.config, script: String = "", tokens: Set<String> = [], edit: (inout RoutingTable) -> Void = { _ in },
-    _ body: (Harness) async throws -> Void
+    config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false,
+    edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
-    let harness = try await Harness(config: config, script: script, tokens: tokens, edit: edit)
+    let harness = try await Harness(config: config, script: script, tokens: tokens, reloadable: reloadable, edit: edit)
     do {
         try await body(harness)
     } catch {

@@ -1,0 +1,64 @@
+import SwitchyardCore
+
+/// The JSON of `GET /admin/stats`: every key and model with its state, reason and expiry, the cache, the
+/// configuration's reload status and an overall verdict. Keys appear by label and masked form only.
+enum AdminStats {
+    static func json(snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, now: Timestamp) -> String {
+        let table = snapshot.table
+        var usable = 0
+        var keys: [String] = []
+        for key in table.keys {
+            let (state, reason) = snapshot.health.keyState(key.id, at: now)
+            let health = snapshot.health.keyHealth(key.id)
+            let ok = state == .healthy || state == .probing
+            if ok { usable += 1 }
+            let requests = health.window.count
+            let failures = health.window.failures
+            let rate = requests == 0 ? "null" : String(Double(requests - failures) / Double(requests))
+            keys.append(
+                "{" + [
+                    "\"label\":\(JSONText.quoted(key.label))", "\"masked\":\(JSONText.quoted(key.masked))",
+                    "\"provider\":\(JSONText.quoted(table.providers[key.provider].name))",
+                    "\"account\":\(JSONText.quoted(table.accounts[key.account].name))", "\"state\":\(JSONText.quoted(state.name))",
+                    "\"reason\":\(JSONText.quoted(Redaction.redact(reason, secrets: snapshot.secrets)))", "\"until\":\(time(state.until))",
+                    "\"window_requests\":\(requests)", "\"window_failures\":\(failures)", "\"success_rate\":\(rate)",
+                ].joined(separator: ",") + "}")
+        }
+        var models: [String] = []
+        for model in table.models {
+            let (state, reason) = snapshot.health.modelState(model.id, at: now)
+            models.append(
+                "{" + [
+                    "\"name\":\(JSONText.quoted(model.name))", "\"upstream\":\(JSONText.quoted(model.upstream))",
+                    "\"provider\":\(JSONText.quoted(table.providers[model.provider].name))", "\"context\":\(model.context)",
+                    "\"state\":\(JSONText.quoted(state.name))", "\"reason\":\(JSONText.quoted(reason))", "\"until\":\(time(state.until))",
+                ].joined(separator: ",") + "}")
+        }
+        let status: String
+        if table.keys.isEmpty || usable == 0 {
+            status = "down"
+        } else if usable == table.keys.count {
+            status = "healthy"
+        } else if usable * 2 >= table.keys.count {
+            status = "degraded"
+        } else {
+            status = "critical"
+        }
+        let cacheJSON = "{" + [
+            "\"hits\":\(cache.hits)", "\"misses\":\(cache.misses)", "\"bypasses\":\(cache.bypasses)", "\"stores\":\(cache.stores)",
+            "\"evictions\":\(cache.evictions)", "\"expirations\":\(cache.expirations)", "\"entries\":\(cache.entries)",
+            "\"bytes\":\(cache.bytes)", "\"hit_rate\":\(cache.hitRate)",
+        ].joined(separator: ",") + "}"
+        var config = "{\"file\":\(JSONText.quoted(table.source))"
+        if let reload {
+            config += ",\"loaded_at\":\(time(reload.loadedAt)),\"reloads\":\(reload.reloads),\"reload_failures\":\(reload.failures)"
+            config += ",\"last_reload_error\":[" + reload.lastError.map { JSONText.quoted($0.description) }.joined(separator: ",") + "]"
+        }
+        config += "}"
+        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
+    }
+
+    static func time(_ t: Timestamp?) -> String {
+        t.map { JSONText.quoted($0.description) } ?? "null"
+    }
+}
