@@ -3,7 +3,9 @@ import SwitchyardCore
 /// The JSON of `GET /admin/stats`: every key and model with its state, reason and expiry, the cache, the
 /// configuration's reload status and an overall verdict. Keys appear by label and masked form only.
 enum AdminStats {
-    static func json(snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, now: Timestamp) -> String {
+    static func json(
+        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, activity: GatewayActivity.Totals, now: Timestamp
+    ) -> String {
         let table = snapshot.table
         var usable = 0
         var keys: [String] = []
@@ -55,7 +57,11 @@ enum AdminStats {
             config += ",\"last_reload_error\":[" + reload.lastError.map { JSONText.quoted($0.description) }.joined(separator: ",") + "]"
         }
         config += "}"
-        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
+        let events = activity.events.reversed().map { e in
+            "{\"at\":\(time(e.at)),\"subject\":\(JSONText.quoted(e.name)),\"from\":\(JSONText.quoted(e.from)),\"to\":\(JSONText.quoted(e.to)),\"until\":\(time(e.until)),\"reason\":\(JSONText.quoted(Redaction.redact(e.reason, secrets: snapshot.secrets)))}"
+        }
+        let totals = "{\"requests\":\(activity.requests),\"errors\":\(activity.errors),\"cache_hits\":\(activity.cacheHits),\"attempts\":\(activity.attempts),\"failovers\":\(activity.failovers),\"continuations\":\(activity.continuations)}"
+        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
     }
 
     static func time(_ t: Timestamp?) -> String {

@@ -216,9 +216,13 @@ struct ChatCompletionsRoute: Sendable {
         _ chat: ChatRequest, status: Int, model: ModelID?, key: KeyID?, attempts: Int, started: UInt64, cache: String,
         error: String? = nil, continuations: Int = 0
     ) {
-        guard logger.logLevel <= .info else { return }
+        dispatcher.activity.request(status: status, attempts: attempts, cacheHit: cache == "hit", continuations: continuations)
         let table = chat.snapshot.table
         let micros = (Monotonic.now() &- started) / 1000
+        dispatcher.metrics?.request(
+            route: chat.route.name, model: model.map { table.models[$0].name } ?? "-", key: key.map { table.keys[$0].label } ?? "-", status: status,
+            cache: cache, seconds: Double(micros) / 1e6, attempts: attempts, continuations: continuations)
+        guard logger.logLevel <= .info else { return }
         var line = "request route=\(chat.route.name) model=\(model.map { table.models[$0].name } ?? "-")"
         line += " key=\(key.map { table.keys[$0].label } ?? "-") attempts=\(attempts) cache=\(cache) status=\(status)"
         line += " stream=\(chat.summary.stream) latency_ms=\(micros / 1000).\(String(micros % 1000 / 100))"

@@ -80,11 +80,24 @@ public final class Dispatcher: Sendable {
     let upstream: UpstreamClient
     let clock: any WallClock
     let logger: Logger
+    let activity: GatewayActivity
+    let metrics: GatewayMetrics?
 
-    public init(upstream: UpstreamClient, clock: any WallClock, logger: Logger) {
+    public init(
+        upstream: UpstreamClient, clock: any WallClock, logger: Logger, activity: GatewayActivity = GatewayActivity(),
+        metrics: GatewayMetrics? = nil
+    ) {
         self.upstream = upstream
         self.clock = clock
         self.logger = logger
+        self.activity = activity
+        self.metrics = metrics
+    }
+
+    func countAttempt(_ request: ChatRequest, model: ModelID, key: KeyID, outcome: OutcomeClass, since started: UInt64) {
+        guard let metrics else { return }
+        let table = request.snapshot.table
+        metrics.attempt(model: table.models[model].name, key: table.keys[key].label, outcome: outcome, nanoseconds: Monotonic.now() &- started)
     }
 
     /// The state of one request's walk through its candidates.
@@ -148,6 +161,7 @@ public final class Dispatcher: Sendable {
     }
 
     func log(_ events: [HealthEvent], _ snapshot: RoutingSnapshot) {
+        activity.record(events)
         for event in events {
             logger.notice("health change", metadata: [
                 "subject": .string(event.name), "from": .string(event.from), "to": .string(event.to),
@@ -183,6 +197,7 @@ public final class Dispatcher: Sendable {
                 break
             }
             let outcome: Outcome
+            let attemptStarted = Monotonic.now()
             do {
                 let body = UpstreamBody.build(
                     original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
@@ -195,6 +210,7 @@ public final class Dispatcher: Sendable {
                 let classified = snapshot.classifiers[provider.id].classify(
                     status: status, headers: (200..<300).contains(status) ? [] : response.headers.map { ($0.name, $0.value) },
                     body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
+                countAttempt(request, model: model, key: key, outcome: classified.kind, since: attemptStarted)
                 if classified.kind == .success {
                     log(snapshot.health.record(model: model, key: key, outcome: classified, at: clock.now()), snapshot)
                     return .answered(Answer(status: status, body: bytes, model: model, key: key, attempts: walk.attempts))
@@ -202,6 +218,7 @@ public final class Dispatcher: Sendable {
                 outcome = classified
             } catch {
                 outcome = Self.networkOutcome(error, cancelled: Task.isCancelled)
+                countAttempt(request, model: model, key: key, outcome: outcome.kind, since: attemptStarted)
             }
             if outcome.kind == .cancelled {
                 log(snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), snapshot)

@@ -16,6 +16,8 @@ public struct Gateway: Sendable {
     public let logger: Logger
     /// Set when the table comes from a file that can be reloaded.
     public var reloader: ConfigReloader?
+    public let activity = GatewayActivity()
+    public let metrics = GatewayMetrics()
 
     public init(
         store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, admin: AdminAuth = AdminAuth(token: nil),
@@ -34,8 +36,8 @@ public struct Gateway: Sendable {
     public func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         let chat = ChatCompletionsRoute(
-            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger), cache: cache, auth: auth, clock: clock,
-            logger: logger)
+            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics), cache: cache, auth: auth,
+            clock: clock, logger: logger)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
@@ -47,9 +49,10 @@ public struct Gateway: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"cleared":\#(cleared)}"#)))
         }
-        router.get("/admin/stats") { [store, admin, cache, reloader, clock] request, context -> Response in
+        router.get("/admin/stats") { [store, admin, cache, reloader, clock, activity] request, context -> Response in
             if let refusal = admin.check(request, context: context) { return refusal.response() }
-            let body = AdminStats.json(snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, now: clock.now())
+            let body = AdminStats.json(
+                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, activity: activity.totals, now: clock.now())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.post("/admin/reload") { [admin, reloader] request, context -> Response in
@@ -62,6 +65,15 @@ public struct Gateway: Sendable {
             return Response(
                 status: problems.isEmpty ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"applied":\#(problems.isEmpty),"problems":[\#(list)]}"#)))
+        }
+        AdminActions(store: store, admin: admin, activity: activity, clock: clock, logger: logger).register(on: router)
+        router.get("/admin") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
+        }
+        router.get("/metrics") { [store, cache, reloader, clock, metrics] _, _ -> Response in
+            let text = metrics.render(snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, now: clock.now())
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }
         router.get("/healthz") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

@@ -26,8 +26,8 @@ public final class RoutingSnapshot: Sendable {
         secrets = table.keys.map(\.secret.value)
     }
 
-    func plan(_ route: Route, _ request: PlanRequest, at now: Timestamp) -> RoutePlan {
-        health.withView { planner.plan(route: route, request: request, health: $0, rotation: rotation, at: now) }
+    func plan(_ route: Route, _ request: PlanRequest, at now: Timestamp, advance: Bool = true) -> RoutePlan {
+        health.withView { planner.plan(route: route, request: request, health: $0, rotation: rotation, at: now, advance: advance) }
     }
 }
 

@@ -94,6 +94,20 @@ extension Dispatcher {
         let budget = min(table.retry.firstTokenTimeout, remaining(request))
         guard budget > .zero else { return .refused(Outcome(.transient, message: "no time left before the deadline")) }
         let provider = table.providers[table.models[model].provider]
+        let started = Monotonic.now()
+        let result = await openStreamAttempt(request, model: model, key: key, attempt: attempt, prefill: prefill, provider: provider, budget: budget)
+        switch result {
+        case .opened: countAttempt(request, model: model, key: key, outcome: .success, since: started)
+        case .refused(let outcome): countAttempt(request, model: model, key: key, outcome: outcome.kind, since: started)
+        }
+        return result
+    }
+
+    private func openStreamAttempt(
+        _ request: ChatRequest, model: ModelID, key: KeyID, attempt: Int, prefill: String?, provider: Provider, budget: Duration
+    ) async -> OpenResult {
+        let snapshot = request.snapshot
+        let table = snapshot.table
         do {
             let body = UpstreamBody.build(
                 original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],

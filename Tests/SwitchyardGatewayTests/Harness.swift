@@ -66,7 +66,7 @@ final class Harness: Sendable {
     let configPath: String?
 
     init(
-        config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false,
+        config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
         edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
@@ -92,7 +92,8 @@ final class Harness: Sendable {
         logger.logLevel = .critical
         let upstream = UpstreamClient(readTimeout: .seconds(10))
         self.upstream = upstream
-        var gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: tokens), clock: clock, logger: logger)
+        var gateway = Gateway(
+            store: store, upstream: upstream, auth: ClientAuth(tokens: tokens), admin: AdminAuth(token: adminToken), clock: clock, logger: logger)
         if let configPath {
             let keys = Self.keys
             gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, clock: clock, logger: logger)
@@ -139,8 +140,10 @@ final class Harness: Sendable {
         return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
     }
 
-    func get(_ path: String) async throws -> Reply {
-        let response = try await client.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)"), timeout: .seconds(10))
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> Reply {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        let response = try await client.execute(request, timeout: .seconds(10))
         let bytes = try await response.body.collect(upTo: 32 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers, body: String(buffer: bytes))
     }
@@ -168,10 +171,10 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 }
 
 func withHarness(
-    config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false,
+    config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
     edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
-    let harness = try await Harness(config: config, script: script, tokens: tokens, reloadable: reloadable, edit: edit)
+    let harness = try await Harness(config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, edit: edit)
     do {
         try await body(harness)
     } catch {

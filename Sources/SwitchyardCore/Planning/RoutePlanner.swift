@@ -71,6 +71,11 @@ public final class KeyRotation: Sendable {
     public func next(_ provider: ProviderID) -> UInt64 {
         counters[provider].value.wrappingAdd(1, ordering: .relaxed).oldValue
     }
+
+    /// The turn the next request will get, without taking it (for explaining a plan).
+    public func peek(_ provider: ProviderID) -> UInt64 {
+        counters[provider].value.load(ordering: .relaxed)
+    }
 }
 
 /// Ranks a route's models for one request and orders each model's keys. Pure: the table, the request,
@@ -92,8 +97,9 @@ public struct RoutePlanner: Sendable {
         Int((Double(model.context) * (1 - table.routing.contextMargin)).rounded(.down))
     }
 
+    /// - Parameter advance: take a round-robin turn (a real request) or only look at the next one (an explanation).
     public func plan(
-        route: Route, request: PlanRequest, health: some HealthView, rotation: KeyRotation, at now: Timestamp
+        route: Route, request: PlanRequest, health: some HealthView, rotation: KeyRotation, at now: Timestamp, advance: Bool = true
     ) -> RoutePlan {
         let needed = neededTokens(request)
         var candidates: [PlannedModel] = []
@@ -126,7 +132,7 @@ public struct RoutePlanner: Sendable {
             if let known = providerKeys.first(where: { $0.provider == model.provider }) {
                 keys = known.keys
             } else {
-                keys = orderKeys(provider, affinity: request.affinity, health: health, rotation: rotation, at: now)
+                keys = orderKeys(provider, affinity: request.affinity, health: health, rotation: rotation, at: now, advance: advance)
                 providerKeys.append((model.provider, keys))
             }
             if keys.isEmpty {
@@ -140,13 +146,13 @@ public struct RoutePlanner: Sendable {
 
     /// Usable keys in round-robin order, the affinity key first when it is usable.
     func orderKeys(
-        _ provider: Provider, affinity: String?, health: some HealthView, rotation: KeyRotation, at now: Timestamp
+        _ provider: Provider, affinity: String?, health: some HealthView, rotation: KeyRotation, at now: Timestamp, advance: Bool = true
     ) -> [KeyID] {
         var usable: [KeyID] = []
         usable.reserveCapacity(provider.keys.count)
         for key in provider.keys where health.isKeyUsable(key, at: now) { usable.append(key) }
         guard usable.count > 1 else { return usable }
-        let turn = Int(rotation.next(provider.id) % UInt64(usable.count))
+        let turn = Int((advance ? rotation.next(provider.id) : rotation.peek(provider.id)) % UInt64(usable.count))
         var ordered = Array(usable[turn...])
         ordered.append(contentsOf: usable[..<turn])
         if let affinity {

@@ -1,0 +1,96 @@
+import Prometheus
+import Synchronization
+import SwitchyardCore
+
+/// Every metric the gateway exposes, declared here and nowhere else (a name registered twice with different
+/// labels or types is a crash in swift-prometheus). Labels carry key labels (`openrouter#2`), never key values.
+public final class GatewayMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let reported = Mutex((cache: CacheStats(), reloads: 0, failures: 0))
+
+    static let latencyBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "switchyard", metricName: metric, unitName: unit, helpText: help)
+    }
+
+    static let requests = name("requests", "total", "Requests answered, by route, model, key label, outcome and cache result.")
+    static let requestDuration = name("request_duration", "seconds", "Time from request to the end of the answer, by route.")
+    static let upstreamDuration = name("upstream_duration", "seconds", "Time of one upstream attempt to its answer (or first byte for streams), by model.")
+    static let attempts = name("upstream_attempts", "total", "Upstream attempts by model, key label and outcome class.")
+    static let failovers = name("failovers", "total", "Attempts beyond the first, by route.")
+    static let continuations = name("stream_continuations", "total", "Streams continued on another candidate after output began, by route.")
+    static let keyState = name("key_state", "info", "1 for the state each key is in, 0 for the others.")
+    static let modelState = name("model_state", "info", "1 for the state each model is in, 0 for the others.")
+    static let cacheEvents = name("cache", "total", "Cache lookups and changes by event (hit, miss, bypass, store, eviction, expiration).")
+    static let cacheBytes = name("cache", "bytes", "Bytes held by the response cache.")
+    static let cacheEntries = name("cache", "entries", "Answers held by the response cache.")
+    static let reloads = name("config_reloads", "total", "routes.yaml reloads by result (applied, failed).")
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+    }
+
+    func request(route: String, model: String, key: String, status: Int, cache: String, seconds: Double, attempts: Int, continuations: Int) {
+        let outcome = status < 400 ? "success" : status < 500 ? "client_error" : "upstream_error"
+        registry.makeCounter(
+            descriptor: Self.requests, labels: [("route", route), ("model", model), ("key", key), ("outcome", outcome), ("cache", cache)]
+        ).increment()
+        registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: Self.latencyBuckets)
+            .recordNanoseconds(Int64(seconds * 1e9))
+        if attempts > 1 { registry.makeCounter(descriptor: Self.failovers, labels: [("route", route)]).increment(by: Int64(attempts - 1)) }
+        if continuations > 0 { registry.makeCounter(descriptor: Self.continuations, labels: [("route", route)]).increment(by: Int64(continuations)) }
+    }
+
+    func attempt(model: String, key: String, outcome: OutcomeClass, nanoseconds: UInt64) {
+        registry.makeCounter(descriptor: Self.attempts, labels: [("model", model), ("key", key), ("outcome", outcome.rawValue)]).increment()
+        registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("model", model)], buckets: Self.latencyBuckets)
+            .recordNanoseconds(Int64(nanoseconds))
+    }
+
+    static let keyStates = ["healthy", "rate_limited", "cooling", "disabled", "probing", "removed", "manually_disabled"]
+    static let modelStates = ["healthy", "outage", "gone"]
+
+    /// The exposition text: live counters, plus gauges and totals read from health, cache and reloader now.
+    public func render(snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, now: Timestamp) -> [UInt8] {
+        let table = snapshot.table
+        for key in table.keys {
+            let state = snapshot.health.keyState(key.id, at: now).state.name
+            for name in Self.keyStates {
+                registry.makeGauge(descriptor: Self.keyState, labels: [("key", key.label), ("state", name)]).set(to: name == state ? 1.0 : 0.0)
+            }
+        }
+        for model in table.models {
+            let state = snapshot.health.modelState(model.id, at: now).state.name
+            for name in Self.modelStates {
+                registry.makeGauge(descriptor: Self.modelState, labels: [("model", model.name), ("state", name)]).set(to: name == state ? 1.0 : 0.0)
+            }
+        }
+        registry.makeGauge(descriptor: Self.cacheBytes, labels: []).set(to: Double(cache.bytes))
+        registry.makeGauge(descriptor: Self.cacheEntries, labels: []).set(to: Double(cache.entries))
+        reported.withLock { last in
+            let deltas = [
+                ("hit", cache.hits - last.cache.hits), ("miss", cache.misses - last.cache.misses), ("bypass", cache.bypasses - last.cache.bypasses),
+                ("store", cache.stores - last.cache.stores), ("eviction", cache.evictions - last.cache.evictions),
+                ("expiration", cache.expirations - last.cache.expirations),
+            ]
+            for (event, delta) in deltas {
+                registry.makeCounter(descriptor: Self.cacheEvents, labels: [("event", event)]).increment(by: Int64(max(delta, 0)))
+            }
+            last.cache = cache
+            if let reload {
+                registry.makeCounter(descriptor: Self.reloads, labels: [("result", "applied")]).increment(by: Int64(max(reload.reloads - last.reloads, 0)))
+                registry.makeCounter(descriptor: Self.reloads, labels: [("result", "failed")]).increment(by: Int64(max(reload.failures - last.failures, 0)))
+                last.reloads = reload.reloads
+                last.failures = reload.failures
+            }
+        }
+        return registry.emitToBuffer()
+    }
+}
+
+// Immutable strings only; swift-prometheus just has not marked it.
+extension MetricNameDescriptor: @retroactive @unchecked Sendable {}
