@@ -95,7 +95,7 @@ struct Scenarios: @unchecked Sendable {
         var report = ScenarioReport(
             name: "failover", condition: "client_error_rate == 0, requests_to_disabled_key == 0, recovered")
         let window = env.disableFor
-        let duration = max(options.duration, window * 2.8)
+        let duration = max(options.duration, window * 3.6)
         let generator = LoadGenerator(connections: min(options.concurrency, 8))
         var firstTry = Latencies()
         var failedOver = Latencies()
@@ -114,8 +114,9 @@ struct Scenarios: @unchecked Sendable {
                 faultStarted = Date()
                 report.events.append((timeline.seconds(at: now), "openrouter#3 starts answering 500"))
             }
-            // Heal the key upstream once it has been set aside, so its trial request after the window passes.
-            if let started = faultStarted, !healed, Date().timeIntervalSince(started) > window * 0.4 {
+            // Heal the key upstream after its first trial request has failed (cooling, then disabled), so the
+            // trial after the disable window passes and the key comes back.
+            if let started = faultStarted, !healed, Date().timeIntervalSince(started) > window * 1.3 {
                 try? env.fake.updateBehavior("keys: {}")
                 healed = true
                 report.events.append((timeline.seconds(at: now), "openrouter#3 healed upstream"))

@@ -44,11 +44,12 @@ svg text{fill:var(--muted);font-size:11px}.muted{color:var(--muted)}
 </main>
 <script>
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
-const history = []; let last = null; let stats = null;
+const history = []; let last = null; let stats = null; let skew = 0;
 const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]));
 function countdown(until) {
   if (!until) return "";
-  const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+  // Against the server's clock: the browser's may differ.
+  const s = Math.max(0, Math.round((Date.parse(until) - (Date.now() + skew)) / 1000));
   const m = Math.floor(s / 60), r = s % 60;
   return m > 0 ? `${m}m ${String(r).padStart(2, "0")}s` : `${r}s`;
 }
@@ -82,6 +83,7 @@ async function poll() {
     if (!r.ok) throw new Error(r.status);
     stats = await r.json();
     const now = Date.now(), t = stats.totals;
+    skew = Date.parse(stats.now) - now;
     if (last) {
       const dt = (now - last.at) / 1000;
       history.push({rps: (t.requests - last.requests) / dt, eps: (t.errors - last.errors) / dt});
