@@ -4,7 +4,8 @@ import SwitchyardCore
 /// configuration's reload status and an overall verdict. Keys appear by label and masked form only.
 enum AdminStats {
     static func json(
-        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, activity: GatewayActivity.Totals, now: Timestamp
+        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, activity: GatewayActivity.Totals,
+        latency: GatewayActivity, now: Timestamp
     ) -> String {
         let table = snapshot.table
         var usable = 0
@@ -24,6 +25,7 @@ enum AdminStats {
                     "\"account\":\(JSONText.quoted(table.accounts[key.account].name))", "\"state\":\(JSONText.quoted(state.name))",
                     "\"reason\":\(JSONText.quoted(Redaction.redact(reason, secrets: snapshot.secrets)))", "\"until\":\(time(state.until))",
                     "\"window_requests\":\(requests)", "\"window_failures\":\(failures)", "\"success_rate\":\(rate)",
+                    "\"latency_ms\":\(percentiles(latency.latency(key: key.label)))",
                 ].joined(separator: ",") + "}")
         }
         var models: [String] = []
@@ -34,6 +36,7 @@ enum AdminStats {
                     "\"name\":\(JSONText.quoted(model.name))", "\"upstream\":\(JSONText.quoted(model.upstream))",
                     "\"provider\":\(JSONText.quoted(table.providers[model.provider].name))", "\"context\":\(model.context)",
                     "\"state\":\(JSONText.quoted(state.name))", "\"reason\":\(JSONText.quoted(reason))", "\"until\":\(time(state.until))",
+                    "\"latency_ms\":\(percentiles(latency.latency(model: model.name)))",
                 ].joined(separator: ",") + "}")
         }
         let status: String
@@ -62,6 +65,11 @@ enum AdminStats {
         }
         let totals = "{\"requests\":\(activity.requests),\"errors\":\(activity.errors),\"cache_hits\":\(activity.cacheHits),\"attempts\":\(activity.attempts),\"failovers\":\(activity.failovers),\"continuations\":\(activity.continuations)}"
         return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
+    }
+
+    static func percentiles(_ p: (Double?, Double?)) -> String {
+        func number(_ v: Double?) -> String { v.map { String(($0 * 100).rounded() / 100) } ?? "null" }
+        return "{\"p50\":\(number(p.0)),\"p95\":\(number(p.1))}"
     }
 
     static func time(_ t: Timestamp?) -> String {

@@ -39,8 +39,8 @@ svg text{fill:var(--muted);font-size:11px}.muted{color:var(--muted)}
 </div></section>
 <section class="w8"><h2>Requests per second and errors, last 5 minutes</h2><svg id="chart" width="100%" height="160" viewBox="0 0 760 160" preserveAspectRatio="none"></svg></section>
 <section class="w4"><h2>Last state changes</h2><ul id="events" class="events"></ul></section>
-<section class="w12"><h2>Keys</h2><table><thead><tr><th>key</th><th>masked</th><th>account</th><th>state</th><th>back in</th><th>success</th><th>recent</th><th>reason</th></tr></thead><tbody id="keys"></tbody></table></section>
-<section class="w12"><h2>Models</h2><table><thead><tr><th>model</th><th>upstream</th><th>context</th><th>state</th><th>back in</th><th>reason</th></tr></thead><tbody id="models"></tbody></table></section>
+<section class="w12"><h2>Keys</h2><table><thead><tr><th>key</th><th>masked</th><th>account</th><th>state</th><th>back in</th><th>success</th><th>recent</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="keys"></tbody></table></section>
+<section class="w12"><h2>Models</h2><table><thead><tr><th>model</th><th>upstream</th><th>context</th><th>state</th><th>back in</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="models"></tbody></table></section>
 </main>
 <script>
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -53,13 +53,14 @@ function countdown(until) {
   const m = Math.floor(s / 60), r = s % 60;
   return m > 0 ? `${m}m ${String(r).padStart(2, "0")}s` : `${r}s`;
 }
+const ms = l => l && l.p50 != null ? `${l.p50} / ${l.p95} ms` : "–";
 const state = s => `<span class="state s-${esc(s)}"><span class="dot"></span>${esc(s.replace("_", " "))}</span>`;
 function render() {
   if (!stats) return;
   const st = document.getElementById("status"); st.textContent = stats.status; st.className = "badge " + stats.status;
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
-  document.getElementById("keys").innerHTML = stats.keys.map(k => `<tr><td><b>${esc(k.label)}</b></td><td><code>${esc(k.masked)}</code></td><td>${esc(k.account)}</td><td>${state(k.state)}</td><td class="countdown">${countdown(k.until)}</td><td>${k.success_rate == null ? "–" : Math.round(k.success_rate * 100) + "%"}</td><td>${k.window_requests - k.window_failures}/${k.window_requests}</td><td class="reason">${esc(k.state === "healthy" ? "" : k.reason)}</td></tr>`).join("");
-  document.getElementById("models").innerHTML = stats.models.map(m => `<tr><td><b>${esc(m.name)}</b></td><td><code>${esc(m.upstream)}</code></td><td>${m.context}</td><td>${state(m.state)}</td><td class="countdown">${countdown(m.until)}</td><td class="reason">${esc(m.state === "healthy" ? "" : m.reason)}</td></tr>`).join("");
+  document.getElementById("keys").innerHTML = stats.keys.map(k => `<tr><td><b>${esc(k.label)}</b></td><td><code>${esc(k.masked)}</code></td><td>${esc(k.account)}</td><td>${state(k.state)}</td><td class="countdown">${countdown(k.until)}</td><td>${k.success_rate == null ? "–" : Math.round(k.success_rate * 100) + "%"}</td><td>${k.window_requests - k.window_failures}/${k.window_requests}</td><td>${ms(k.latency_ms)}</td><td class="reason">${esc(k.state === "healthy" ? "" : k.reason)}</td></tr>`).join("");
+  document.getElementById("models").innerHTML = stats.models.map(m => `<tr><td><b>${esc(m.name)}</b></td><td><code>${esc(m.upstream)}</code></td><td>${m.context}</td><td>${state(m.state)}</td><td class="countdown">${countdown(m.until)}</td><td>${ms(m.latency_ms)}</td><td class="reason">${esc(m.state === "healthy" ? "" : m.reason)}</td></tr>`).join("");
   document.getElementById("events").innerHTML = stats.events.slice(0, 30).map(e => `<li><b>${esc(e.subject)}</b> ${esc(e.from)} → ${state(e.to)} <span class="muted">${new Date(e.at).toLocaleTimeString()}${e.until ? " · until " + new Date(e.until).toLocaleTimeString() : ""}</span><br><span class="muted">${esc(e.reason)}</span></li>`).join("") || '<li class="muted">none yet</li>';
   const usable = stats.keys.filter(k => k.state === "healthy" || k.state === "probing").length;
   document.getElementById("usable").textContent = `${usable} / ${stats.keys.length}`;

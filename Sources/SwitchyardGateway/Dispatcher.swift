@@ -95,9 +95,10 @@ public final class Dispatcher: Sendable {
     }
 
     func countAttempt(_ request: ChatRequest, model: ModelID, key: KeyID, outcome: OutcomeClass, since started: UInt64) {
-        guard let metrics else { return }
         let table = request.snapshot.table
-        metrics.attempt(model: table.models[model].name, key: table.keys[key].label, outcome: outcome, nanoseconds: Monotonic.now() &- started)
+        let elapsed = Monotonic.now() &- started
+        if outcome == .success { activity.attempt(key: table.keys[key].label, model: table.models[model].name, nanoseconds: elapsed) }
+        metrics?.attempt(model: table.models[model].name, key: table.keys[key].label, outcome: outcome, nanoseconds: elapsed)
     }
 
     /// The state of one request's walk through its candidates.

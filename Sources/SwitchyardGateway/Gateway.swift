@@ -52,7 +52,8 @@ public struct Gateway: Sendable {
         router.get("/admin/stats") { [store, admin, cache, reloader, clock, activity] request, context -> Response in
             if let refusal = admin.check(request, context: context) { return refusal.response() }
             let body = AdminStats.json(
-                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, activity: activity.totals, now: clock.now())
+                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, activity: activity.totals, latency: activity,
+                now: clock.now())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.post("/admin/reload") { [admin, reloader] request, context -> Response in

@@ -3,7 +3,28 @@ import SwitchyardCore
 
 /// Running totals and the latest state changes, for `/admin/stats`, the dashboard and `/metrics`.
 public final class GatewayActivity: Sendable {
+    /// The latest upstream latencies of one key or model, for its p50/p95.
+    struct LatencyRing {
+        var values = [UInt64](repeating: 0, count: 256)
+        var count = 0
+        var next = 0
+
+        mutating func add(_ ns: UInt64) {
+            values[next] = ns
+            next = (next + 1) % values.count
+            count = min(count + 1, values.count)
+        }
+
+        func percentile(_ p: Double) -> Double? {
+            guard count > 0 else { return nil }
+            let sorted = values[0..<count].sorted()
+            return Double(sorted[min(count - 1, Int(Double(count - 1) * p / 100))]) / 1e6
+        }
+    }
+
     private struct State {
+        var keyLatency: [String: LatencyRing] = [:]
+        var modelLatency: [String: LatencyRing] = [:]
         var requests = 0
         var errors = 0
         var cacheHits = 0
@@ -28,6 +49,22 @@ public final class GatewayActivity: Sendable {
             if attempts > 1 { s.failovers += attempts - 1 }
             s.continuations += continuations
         }
+    }
+
+    func attempt(key: String, model: String, nanoseconds: UInt64) {
+        state.withLock { s in
+            s.keyLatency[key, default: LatencyRing()].add(nanoseconds)
+            s.modelLatency[model, default: LatencyRing()].add(nanoseconds)
+        }
+    }
+
+    /// (p50, p95) in milliseconds of a key's or model's recent upstream attempts.
+    func latency(key: String) -> (Double?, Double?) {
+        state.withLock { s in (s.keyLatency[key]?.percentile(50), s.keyLatency[key]?.percentile(95)) }
+    }
+
+    func latency(model: String) -> (Double?, Double?) {
+        state.withLock { s in (s.modelLatency[model]?.percentile(50), s.modelLatency[model]?.percentile(95)) }
     }
 
     func record(_ events: [HealthEvent]) {

@@ -83,6 +83,9 @@ import Testing
             #expect(removed["state"] as? String == "removed")
             #expect(removed["until"] is String)
             #expect(removed["masked"] as? String == Secret(dead).masked)
+            let served = try #require(keys.first { $0["label"] as? String == "openrouter#1" })
+            #expect(((served["latency_ms"] as? [String: Any])?["p50"] as? Double) != nil)
+            #expect((((json["models"] as? [[String: Any]])?.first)?["latency_ms"] as? [String: Any])?["p95"] is Double)
             for n in 1...4 { #expect(!reply.body.contains(Harness.key(n))) }
             #expect((json["cache"] as? [String: Any])?["misses"] as? Int == 8)
             #expect(((json["config"] as? [String: Any])?["file"] as? String) == h.configPath)
