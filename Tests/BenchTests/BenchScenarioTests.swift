@@ -5,7 +5,7 @@ import Testing
 /// only that the scenarios run and their correctness conditions hold.
 @Suite(.serialized) struct BenchScenarioTests {
     @Test func failoverAndCacheRunAndHoldTheirConditions() async throws {
-        let env = try await BenchEnvironment.start(gateway: nil, fakeThreads: 1, inProcess: true, disableFor: 1)
+        let env = try await BenchEnvironment.start(gateway: nil, fakeThreads: 1, inProcess: true, disableFor: 1.5)
         let scenarios = Scenarios(env: env, options: BenchOptions(duration: 1, concurrency: 4, rate: nil))
         let (failover, cache) = try await onThread { (try scenarios.run("failover"), try scenarios.run("cache")) }
         await env.stop()
