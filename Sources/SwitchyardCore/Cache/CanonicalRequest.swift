@@ -56,16 +56,21 @@ public enum CanonicalRequest {
             }
             if let value { members.append((name, value)) }
         }
-        members.sort { $0.0 < $1.0 }
-        var out: [UInt8] = [UInt8(ascii: "{")]
-        for (i, (name, value)) in members.enumerated() {
+        var out: [UInt8] = []
+        writeObject(members, into: &out)
+        return out
+    }
+
+    /// `{"a":…,"b":…}` with members sorted by name.
+    static func writeObject(_ members: [(String, [UInt8])], into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "{"))
+        for (i, (name, value)) in members.sorted(by: { $0.0 < $1.0 }).enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             out.append(contentsOf: JSONText.quoted(name).utf8)
             out.append(UInt8(ascii: ":"))
             out.append(contentsOf: value)
         }
         out.append(UInt8(ascii: "}"))
-        return out
     }
 }
 
@@ -95,41 +100,18 @@ extension JSONReader {
                 return true
             }
             guard ok else { return false }
-            members.sort { $0.0 < $1.0 }
-            out.append(UInt8(ascii: "{"))
-            for (i, (name, value)) in members.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: JSONText.quoted(name).utf8)
-                out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: value)
-            }
-            out.append(UInt8(ascii: "}"))
+            CanonicalRequest.writeObject(members, into: &out)
             return true
         case UInt8(ascii: "["):
-            i += 1
             out.append(UInt8(ascii: "["))
-            skipSpace()
-            if peek() == UInt8(ascii: "]") {
-                i += 1
-                out.append(UInt8(ascii: "]"))
-                return true
-            }
             var first = true
-            while true {
-                skipSpace()
+            let ok = array(depth: depth) { reader in
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                guard canonicalValue(depth: depth + 1, into: &out) else { return false }
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                guard peek() == UInt8(ascii: "]") else { return false }
-                i += 1
-                out.append(UInt8(ascii: "]"))
-                return true
+                return reader.canonicalValue(depth: depth + 1, into: &out)
             }
+            out.append(UInt8(ascii: "]"))
+            return ok
         default:
             let start = i
             guard skipValue(depth: depth) else { return false }

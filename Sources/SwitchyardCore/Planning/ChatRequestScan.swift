@@ -376,7 +376,7 @@ private struct Scanner {
         cost?.pointee += localCost
         let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<(i - 1)])
         if !hadEscape { return String(decoding: raw, as: UTF8.self) }
-        return Self.unescape(raw)
+        return JSONUnescape.string(raw)
     }
 
     mutating func string(cost: inout TokenEstimate.TextCost) throws(RequestScanError) -> String {
@@ -486,45 +486,4 @@ private struct Scanner {
         return n
     }
 
-    static func unescape(_ raw: UnsafeRawBufferPointer) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(raw.count)
-        var j = 0
-        func hex(_ at: Int) -> UInt32 {
-            var v: UInt32 = 0
-            for k in at..<(at + 4) {
-                let c = raw[k]
-                v = v << 4 | UInt32(c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10)
-            }
-            return v
-        }
-        while j < raw.count {
-            let c = raw[j]
-            guard c == UInt8(ascii: "\\") else {
-                out.append(c)
-                j += 1
-                continue
-            }
-            let e = raw[j + 1]
-            j += 2
-            switch e {
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "u"):
-                var scalar = hex(j)
-                j += 4
-                if scalar >= 0xD800 && scalar < 0xDC00 {
-                    let low = hex(j + 2)
-                    j += 6
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                }
-                out.append(contentsOf: String(Character(Unicode.Scalar(scalar) ?? "\u{FFFD}")).utf8)
-            default: out.append(e)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }

@@ -107,48 +107,52 @@ struct JSONReader {
 
     mutating func choices(_ out: inout StreamChunk) -> Bool {
         guard peek() == UInt8(ascii: "[") else { return skipValue(depth: 1) }
+        var index = 0
+        return array(depth: 1) { reader in
+            defer { index += 1 }
+            guard index == 0, reader.peek() == UInt8(ascii: "{") else { return reader.skipValue(depth: 2) }
+            return reader.object(depth: 2) { reader, key in
+                switch key {
+                case "delta":
+                    return reader.object(depth: 3) { reader, key in
+                        if key == "content", reader.peek() == UInt8(ascii: "\"") {
+                            guard let text = reader.string() else { return false }
+                            out.content = text
+                            return true
+                        }
+                        if key == "tool_calls" { out.hasToolCalls = true }
+                        return reader.skipValue(depth: 4)
+                    }
+                case "finish_reason":
+                    if reader.peek() == UInt8(ascii: "\"") {
+                        guard let reason = reader.string() else { return false }
+                        out.finishReason = reason
+                        if reason == "error" { out.isError = true }
+                        return true
+                    }
+                    return reader.skipValue(depth: 3)
+                case "error":
+                    out.isError = true
+                    return reader.skipValue(depth: 3)
+                default:
+                    return reader.skipValue(depth: 3)
+                }
+            }
+        }
+    }
+
+    /// Walks an array, handing each element to `element` positioned at it.
+    mutating func array(depth: Int, _ element: (inout JSONReader) -> Bool) -> Bool {
+        guard depth <= Self.maxDepth, peek() == UInt8(ascii: "[") else { return false }
         i += 1
         skipSpace()
         if peek() == UInt8(ascii: "]") {
             i += 1
             return true
         }
-        var index = 0
         while true {
             skipSpace()
-            if index == 0, peek() == UInt8(ascii: "{") {
-                let ok = object(depth: 2) { reader, key in
-                    switch key {
-                    case "delta":
-                        return reader.object(depth: 3) { reader, key in
-                            if key == "content", reader.peek() == UInt8(ascii: "\"") {
-                                guard let text = reader.string() else { return false }
-                                out.content = text
-                                return true
-                            }
-                            if key == "tool_calls" { out.hasToolCalls = true }
-                            return reader.skipValue(depth: 4)
-                        }
-                    case "finish_reason":
-                        if reader.peek() == UInt8(ascii: "\"") {
-                            guard let reason = reader.string() else { return false }
-                            out.finishReason = reason
-                            if reason == "error" { out.isError = true }
-                            return true
-                        }
-                        return reader.skipValue(depth: 3)
-                    case "error":
-                        out.isError = true
-                        return reader.skipValue(depth: 3)
-                    default:
-                        return reader.skipValue(depth: 3)
-                    }
-                }
-                guard ok else { return false }
-            } else {
-                guard skipValue(depth: 2) else { return false }
-            }
-            index += 1
+            guard element(&self) else { return false }
             skipSpace()
             if peek() == UInt8(ascii: ",") {
                 i += 1
@@ -196,24 +200,7 @@ struct JSONReader {
         case UInt8(ascii: "{"):
             return object(depth: depth + 1) { reader, _ in reader.skipValue(depth: depth + 2) }
         case UInt8(ascii: "["):
-            i += 1
-            skipSpace()
-            if peek() == UInt8(ascii: "]") {
-                i += 1
-                return true
-            }
-            while true {
-                skipSpace()
-                guard skipValue(depth: depth + 1) else { return false }
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                guard peek() == UInt8(ascii: "]") else { return false }
-                i += 1
-                return true
-            }
+            return array(depth: depth) { reader in reader.skipValue(depth: depth + 1) }
         case UInt8(ascii: "t"): return literal("true")
         case UInt8(ascii: "f"): return literal("false")
         case UInt8(ascii: "n"): return literal("null")
