@@ -11,6 +11,7 @@ struct ChatCompletionsRoute: Sendable {
     let dispatcher: Dispatcher
     let cache: ResponseCache
     let flights = SingleFlight()
+    let inFlight = InFlightLimit()
     let auth: ClientAuth
     let clock: any WallClock
     let logger: Logger
@@ -24,8 +25,19 @@ struct ChatCompletionsRoute: Sendable {
     static let lastResort = HTTPField.Name("x-switchyard-last-resort")!
 
     func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let started = Monotonic.now()
         let snapshot = store.snapshot
+        // Shed load at once rather than queue without bound; a streaming answer holds its slot until it ends.
+        guard let slot = inFlight.acquire(limit: snapshot.table.server.maxInFlight) else {
+            return GatewayError(
+                status: .tooManyRequests, message: "the gateway is at its limit of \(snapshot.table.server.maxInFlight) requests in flight; retry shortly",
+                type: "rate_limit_error", code: "gateway_overloaded", retryAfter: 1
+            ).response()
+        }
+        return try await handle(request, context: context, snapshot: snapshot, slot: slot)
+    }
+
+    private func handle(_ request: Request, context: GatewayRequestContext, snapshot: RoutingSnapshot, slot: InFlightLimit.Slot) async throws -> Response {
+        let started = Monotonic.now()
         let table = snapshot.table
         if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
@@ -96,7 +108,7 @@ struct ChatCompletionsRoute: Sendable {
             route, PlanRequest(estimatedPromptTokens: summary.estimatedPromptTokens, maxTokens: summary.maxTokens, affinity: chat.affinity),
             at: now)
         if summary.stream {
-            return await stream(chat, plan: plan, started: started, cacheKey: cacheKey, ticket: ticket, cacheHeader: cacheHeader)
+            return await stream(chat, plan: plan, started: started, cacheKey: cacheKey, ticket: ticket, cacheHeader: cacheHeader, slot: slot)
         }
         switch await dispatcher.complete(chat, plan: plan) {
         case .answered(let answer):
@@ -146,7 +158,8 @@ struct ChatCompletionsRoute: Sendable {
     }
 
     private func stream(
-        _ chat: ChatRequest, plan: RoutePlan, started: UInt64, cacheKey: CacheKey?, ticket: FlightTicket?, cacheHeader: String
+        _ chat: ChatRequest, plan: RoutePlan, started: UInt64, cacheKey: CacheKey?, ticket: FlightTicket?, cacheHeader: String,
+        slot: InFlightLimit.Slot
     ) async -> Response {
         switch await dispatcher.startStream(chat, plan: plan) {
         case .failed(let error, let attempts):
@@ -166,9 +179,11 @@ struct ChatCompletionsRoute: Sendable {
             let cache = self.cache
             let clock = self.clock
             let route = self
+            let slot = slot
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
+                    defer { slot.release() }
                     let ending = try await dispatcher.relay(session, to: &writer)
                     try await writer.finish(nil)
                     let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)

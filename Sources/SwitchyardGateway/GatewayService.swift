@@ -25,8 +25,10 @@ extension Gateway {
     public func application(
         host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        Application(
+        let idle = store.snapshot.table.server.idleTimeout
+        return Application(
             router: router(),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.nanoseconds))),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchyard"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)

@@ -235,3 +235,37 @@ import Testing
         }
     }
 }
+
+@Suite struct LimitsTests {
+    @Test func outOfRangeParametersAreRefusedBeforeAnyUpstream() async throws {
+        try await withHarness { h in
+            let zero = try await h.post(#"{"model":"auto","max_tokens":0,"messages":[{"role":"user","content":"x"}]}"#)
+            #expect(zero.status == 400 && zero.body.contains("'max_tokens' must be between"))
+            let many = try await h.post(#"{"model":"auto","n":1000,"messages":[{"role":"user","content":"x"}]}"#)
+            #expect(many.status == 400 && many.body.contains("'n' must be between"))
+            #expect(h.fake.log().total == 0)
+        }
+    }
+
+    @Test func beyondMaxInFlightTheGatewayAnswers429AtOnce() async throws {
+        let config = Harness.config.replacingOccurrences(of: "providers:", with: "server: { max_in_flight: 2 }\nproviders:")
+        try await withHarness(config: config, script: "default: { latency: 400ms }") { h in
+            let replies = try await withThrowingTaskGroup(of: Harness.Reply.self) { group in
+                for i in 0..<6 { group.addTask { try await h.post(chat("busy \(i)")) } }
+                var all: [Harness.Reply] = []
+                for try await reply in group { all.append(reply) }
+                return all
+            }
+            let shed = replies.filter { $0.status == 429 }
+            // Arrival is not perfectly simultaneous, so exact counts vary; every reply is an answer or a 429.
+            let statuses = replies.map(\.status)
+            let answeredOrShed = statuses.allSatisfy { $0 == 200 || $0 == 429 }
+            #expect(answeredOrShed, "\(statuses)")
+            #expect(replies.filter { $0.status == 200 }.count >= 2)
+            #expect(!shed.isEmpty)
+            #expect(shed.allSatisfy { $0.header("retry-after") == "1" && $0.body.contains("gateway_overloaded") })
+            let after = try await h.post(chat("after the burst"))
+            #expect(after.status == 200, "slots are released")
+        }
+    }
+}

@@ -174,7 +174,10 @@ private struct TableBuilder {
 
     func readServer(_ node: Node) -> ServerSettings {
         var server = ServerSettings()
-        guard let f = reader.fields(node, "server", allowed: ["listen", "client_tokens_env", "admin_token_env", "max_body_bytes"]) else {
+        guard
+            let f = reader.fields(
+                node, "server", allowed: ["listen", "client_tokens_env", "admin_token_env", "max_body_bytes", "max_in_flight", "idle_timeout"])
+        else {
             return server
         }
         f.assign("listen", to: &server.listen) { node, path in
@@ -188,6 +191,8 @@ private struct TableBuilder {
         f.assign("client_tokens_env", to: &server.clientTokensEnv) { variableName($0, $1) }
         f.assign("admin_token_env", to: &server.adminTokenEnv) { variableName($0, $1) }
         f.assign("max_body_bytes", to: &server.maxBodyBytes) { reader.byteSize($0, $1) }
+        f.assign("max_in_flight", to: &server.maxInFlight) { reader.int($0, $1, in: 1...10_000_000) }
+        f.assign("idle_timeout", to: &server.idleTimeout) { reader.duration($0, $1) }
         return server
     }
 

@@ -90,6 +90,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var clientTokensEnv: String? = "SWITCHYARD_CLIENT_TOKENS"
     public var adminTokenEnv: String? = "SWITCHYARD_ADMIN_TOKEN"
     public var maxBodyBytes: Int = 4 * 1024 * 1024
+    /// Requests in flight beyond this are answered 429 at once instead of queueing without bound.
+    public var maxInFlight: Int = 1024
+    /// A connection silent this long is closed.
+    public var idleTimeout: Duration = .seconds(60)
     public init() {}
 }
 

@@ -138,6 +138,12 @@ private struct Scanner {
         guard sawModel else { throw RequestScanError(message: "'model' is required: name a route or a model", offset: nil) }
         guard sawMessages else { throw RequestScanError(message: "'messages' is required", offset: nil) }
         if summary.model.isEmpty { throw RequestScanError(message: "'model' must not be empty", offset: nil) }
+        if let maxTokens = summary.maxTokens, !(1...10_000_000).contains(maxTokens) {
+            throw RequestScanError(message: "'max_tokens' must be between 1 and 10000000", offset: nil)
+        }
+        if let n = summary.n, !(1...128).contains(n) {
+            throw RequestScanError(message: "'n' must be between 1 and 128", offset: nil)
+        }
         summary.estimatedPromptTokens = estimate.tokens
         return summary
     }
