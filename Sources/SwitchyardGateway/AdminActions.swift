@@ -15,10 +15,10 @@ struct AdminActions: Sendable {
     func register(on router: Router<GatewayRequestContext>) {
         router.post("/admin/keys/reset") { request, context in try keyAction(request, context, allowAll: true) { $0.reset(key: $1, at: $2) } }
         router.post("/admin/keys/disable") { request, context in
-            try keyAction(request, context, allowAll: false) { health, key, now in health.disable(key: key!, at: now) }
+            try keyAction(request, context, allowAll: false) { health, key, now in key.map { health.disable(key: $0, at: now) } ?? [] }
         }
         router.post("/admin/keys/enable") { request, context in
-            try keyAction(request, context, allowAll: false) { health, key, now in health.enable(key: key!, at: now) }
+            try keyAction(request, context, allowAll: false) { health, key, now in key.map { health.enable(key: $0, at: now) } ?? [] }
         }
         router.post("/admin/explain") { request, context in try await explain(request, context) }
     }
@@ -64,7 +64,7 @@ struct AdminActions: Sendable {
         let now = clock.now()
         let planRequest = PlanRequest(
             estimatedPromptTokens: summary.estimatedPromptTokens, maxTokens: summary.maxTokens,
-            affinity: request.headers[HTTPField.Name("x-switchyard-affinity")!])
+            affinity: request.headers[ChatCompletionsRoute.affinity])
         let plan = snapshot.plan(route, planRequest, at: now, advance: false)
         let explanation = PlanExplanation(plan: plan, route: route, request: planRequest, table: snapshot.table, health: snapshot.health, at: now)
         let candidates = explanation.candidates.map { c in
