@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwitchyardCore
 
@@ -135,5 +136,34 @@ extension HealthBookTests {
         #expect(!book.beginAttempt(key: 0, model: model, at: later).allowed, "one trial at a time")
         _ = book.record(model: model, key: 0, outcome: .success, at: later)
         #expect(book.keyHealth(0).state == .healthy)
+    }
+}
+
+struct AccountLimitTests {
+    @Test func anAccountAtItsConfiguredLimitIsSkippedUntilTheWindowMoves() throws {
+        let yaml = Fixtures.yaml.replacingOccurrences(
+            of: "      - { env: K4, account: spare }\n",
+            with: "      - { env: K4, account: spare }\n    account_limits: { requests_per_minute: 3, requests_per_day: 5 }\n")
+        let table = try Fixtures.table(yaml)
+        #expect(table.accounts[0].requestsPerMinute == 3)
+        let book = HealthBook(table: table, now: Fixtures.start)
+        let model = table.model(named: "small-fast")!.id
+        var now = Fixtures.start
+        // Keys 0 and 1 share account "main": three requests between them fill its minute.
+        #expect(book.beginAttempt(key: 0, model: model, at: now).allowed)
+        #expect(book.beginAttempt(key: 1, model: model, at: now + .seconds(1)).allowed)
+        #expect(book.beginAttempt(key: 0, model: model, at: now + .seconds(2)).allowed)
+        now = now + .seconds(3)
+        #expect(!book.beginAttempt(key: 1, model: model, at: now).allowed)
+        #expect(!book.withView { $0.isKeyUsable(0, at: now) })
+        #expect(book.withView { $0.isKeyUsable(2, at: now) }, "the other account is untouched")
+        #expect(book.earliestRecovery(of: [0, 1], at: now) == Fixtures.start + .seconds(60))
+        // The first request leaves the minute at +60s; the day's cap of 5 still counts.
+        #expect(book.beginAttempt(key: 1, model: model, at: Fixtures.start + .seconds(60)).allowed)
+        #expect(book.beginAttempt(key: 1, model: model, at: Fixtures.start + .seconds(200)).allowed)
+        #expect(!book.beginAttempt(key: 0, model: model, at: Fixtures.start + .seconds(400)).allowed, "5 a day")
+        #expect(book.keyState(0, at: Fixtures.start + .seconds(400)).reason.contains("configured limit"))
+        let tomorrow = (Fixtures.start + .seconds(400)).nextUTCMidnight
+        #expect(book.beginAttempt(key: 0, model: model, at: tomorrow).allowed)
     }
 }

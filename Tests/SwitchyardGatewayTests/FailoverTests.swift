@@ -269,3 +269,29 @@ import Testing
         }
     }
 }
+
+@Suite struct AccountLimitGatewayTests {
+    @Test func noRequestGoesOverAnAccountsLimitAndTheClientHearsWhenToComeBack() async throws {
+        let config = Harness.config.replacingOccurrences(
+            of: "      - { env: K4, account: b }\n",
+            with: "      - { env: K4, account: b }\n    account_limits: { requests_per_minute: 3 }\n")
+        #expect(config.contains("account_limits"))
+        let accounts = "accounts: { a: [\(Harness.key(1)), \(Harness.key(2))], b: [\(Harness.key(3)), \(Harness.key(4))] }"
+        try await withHarness(config: config, script: "default: { requests_per_minute: 3 }\n" + accounts) { h in
+            var statuses: [Int] = []
+            var retryAfter: [String] = []
+            for i in 0..<9 {
+                let reply = try await h.post(chat("quota \(i)"))
+                statuses.append(reply.status)
+                if reply.status == 503 { retryAfter.append(reply.header("retry-after") ?? "") }
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 6, "\(statuses)")
+            #expect(statuses.filter { $0 == 503 }.count == 3)
+            #expect(retryAfter.allSatisfy { (Int($0) ?? 0) > 0 && (Int($0) ?? 0) <= 60 })
+            #expect(h.fake.log().perAction["quota_429"] == nil, "the upstream never had to refuse")
+            #expect(h.keyState("openrouter#1") == "rate_limited")
+            h.clock.advance(by: .seconds(61))
+            #expect(h.keyState("openrouter#1") == "healthy")
+        }
+    }
+}

@@ -66,6 +66,8 @@ public final class HealthBook: Sendable {
             else { return (false, events) }
             let (allowed, transition) = s.keys[key].beginAttempt(at: now)
             if let transition { events.append(s.event(key: key, transition, at: now)) }
+            // The request is about to be sent: it counts toward the account's limits.
+            if allowed { s.accounts[s.keyAccount[key]].count(at: now) }
             return (allowed, events)
         }
     }
@@ -83,7 +85,8 @@ public final class HealthBook: Sendable {
             let effective = h.effectiveState(at: now)
             if !s.accounts[table.keys[key].account].isUsable(at: now), effective == .healthy {
                 let a = s.accounts[table.keys[key].account]
-                return (.rateLimited(until: a.exhaustedUntil ?? now), "account: \(a.reason)")
+                if let until = a.exhaustedUntil, until > now { return (.rateLimited(until: until), "account: \(a.reason)") }
+                return (.rateLimited(until: a.capacityReturns(at: now) ?? now), "account \(table.accounts[table.keys[key].account].name) at its configured limit")
             }
             if !s.providers[table.keys[key].provider].isUsable(at: now), effective == .healthy {
                 let p = s.providers[table.keys[key].provider]
@@ -109,6 +112,7 @@ public final class HealthBook: Sendable {
                 var candidates: [Timestamp] = []
                 if let t = s.keys[k].effectiveState(at: now).until { candidates.append(t) }
                 if let t = s.accounts[table.keys[k].account].exhaustedUntil, t > now { candidates.append(t) }
+                if let t = s.accounts[table.keys[k].account].capacityReturns(at: now) { candidates.append(t) }
                 if let t = s.providers[table.keys[k].provider].incidentUntil, t > now { candidates.append(t) }
                 return candidates.max()
             }.min()
@@ -202,7 +206,7 @@ public struct HealthState: HealthView, Sendable {
     init(table: RoutingTable, now: Timestamp) {
         keys = table.keys.map { _ in KeyHealth(settings: table.health, now: now) }
         models = table.models.map { _ in ModelHealth(settings: table.health, now: now) }
-        accounts = table.accounts.map { _ in AccountHealth() }
+        accounts = table.accounts.map { AccountHealth(requestsPerMinute: $0.requestsPerMinute, requestsPerDay: $0.requestsPerDay) }
         providers = table.providers.map { _ in ProviderHealth() }
         keyAccount = table.keys.map(\.account)
         keyProvider = table.keys.map(\.provider)
@@ -320,6 +324,8 @@ public struct HealthState: HealthView, Sendable {
         for account in newTable.accounts {
             guard let previous = oldTable.accounts.first(where: { $0.name == account.name }) else { continue }
             accounts[account.id] = old.accounts[previous.id]
+            accounts[account.id].requestsPerMinute = account.requestsPerMinute
+            accounts[account.id].requestsPerDay = account.requestsPerDay
         }
         for provider in newTable.providers {
             guard let previous = oldTable.providers.first(where: { $0.name == provider.name }) else { continue }

@@ -117,15 +117,59 @@ public struct ModelHealth: Sendable {
     }
 }
 
-/// An account's shared quota: a daily cap reached on one key is reached on all of them.
+/// An account's shared quota: a daily cap reached on one key is reached on all of them, and the account's
+/// configured limits are counted here so traffic moves away before the provider says no.
 public struct AccountHealth: Sendable, Equatable {
     public private(set) var exhaustedUntil: Timestamp?
     public private(set) var reason = ""
+    /// Limits from routes.yaml (`account_limits`); nil counts nothing.
+    public var requestsPerMinute: Int?
+    public var requestsPerDay: Int?
+    /// Send times inside the last minute, oldest first (at most `requestsPerMinute` of them).
+    private var minute: [Timestamp] = []
+    private var dayStart = Timestamp(nanosecondsSinceEpoch: 0)
+    public private(set) var today = 0
 
-    public init() {}
+    public init(requestsPerMinute: Int? = nil, requestsPerDay: Int? = nil) {
+        self.requestsPerMinute = requestsPerMinute
+        self.requestsPerDay = requestsPerDay
+    }
 
     public func isUsable(at now: Timestamp) -> Bool {
-        exhaustedUntil.map { now >= $0 } ?? true
+        if let until = exhaustedUntil, now < until { return false }
+        return hasCapacity(at: now)
+    }
+
+    /// Whether one more request fits the account's limits now.
+    public func hasCapacity(at now: Timestamp) -> Bool {
+        if let rpm = requestsPerMinute {
+            let horizon = now - .seconds(60)
+            if minute.lazy.filter({ $0 > horizon }).count >= rpm { return false }
+        }
+        if let rpd = requestsPerDay, now.nextUTCMidnight == dayStart.nextUTCMidnight, today >= rpd { return false }
+        return true
+    }
+
+    /// Counts a request sent on one of the account's keys.
+    public mutating func count(at now: Timestamp) {
+        if requestsPerMinute != nil {
+            let horizon = now - .seconds(60)
+            minute.removeAll { $0 <= horizon }
+            minute.append(now)
+        }
+        if now.nextUTCMidnight != dayStart.nextUTCMidnight {
+            dayStart = now
+            today = 0
+        }
+        today += 1
+    }
+
+    /// When the account next has room: the oldest request of the minute leaving it, or the day's reset.
+    public func capacityReturns(at now: Timestamp) -> Timestamp? {
+        guard !hasCapacity(at: now) else { return nil }
+        if let rpd = requestsPerDay, today >= rpd, now.nextUTCMidnight == dayStart.nextUTCMidnight { return now.nextUTCMidnight }
+        let horizon = now - .seconds(60)
+        return minute.first { $0 > horizon }.map { $0 + .seconds(60) }
     }
 
     public mutating func exhaust(until: Timestamp, reason: String) -> Bool {
