@@ -19,14 +19,18 @@ final class BenchEnvironment: @unchecked Sendable {
     let directory: URL
     /// The health disable window the bench's routing table sets; scenarios time themselves by it.
     let disableFor: Double
+    /// The routes file of a gateway bench started (nil for --gateway), rewritten to retune it mid-run.
+    private(set) var configPath: String?
     /// The in-process gateway, when there is one.
     private var inProcess: (store: SnapshotStore, upstream: UpstreamClient, server: Task<Void, any Error>)?
 
     /// Keys the bench's routing table uses; the fake's log names them by these labels.
     static let keys = (1...4).map { "sk-or-v1-bench-key-000000000000000\($0)" }
     static let labels = (1...4).map { "openrouter#\($0)" }
+    /// The per-account limit the account scenario declares (and has the fake upstream enforce).
+    static let accountRequestsPerMinute = 60
 
-    static func config(baseURL: String, listen: String, disableFor: Double) -> String {
+    static func config(baseURL: String, listen: String, disableFor: Double, accountLimit: Int? = nil) -> String {
         """
         server: { listen: \(listen), max_body_bytes: 4MB }
         providers:
@@ -38,6 +42,7 @@ final class BenchEnvironment: @unchecked Sendable {
               - { env: BENCH_KEY_2, account: main }
               - { env: BENCH_KEY_3, account: spare }
               - { env: BENCH_KEY_4, account: spare }
+        \(accountLimit.map { "    account_limits: { requests_per_minute: \($0) }" } ?? "")
         models:
           fast-8k:  { provider: openrouter, upstream: "meta-llama/llama-3.1-8b-instruct:free", context: 8192, speed: 5, quality: 3, prefill: true }
           other-8k: { provider: openrouter, upstream: "google/gemma-2-9b-it:free", context: 8192, speed: 4, quality: 3, prefill: true }
@@ -97,12 +102,15 @@ final class BenchEnvironment: @unchecked Sendable {
         var keyEnvironment: [String: String] = [:]
         for (i, key) in keys.enumerated() { keyEnvironment["BENCH_KEY_\(i + 1)"] = key }
         if inProcess {
-            let table = try ConfigLoader(environment: keyEnvironment).parse(
-                yaml: config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor), file: "bench routes", directory: nil)
+            let configPath = directory.appendingPathComponent("routes.yaml").path
+            try config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor).write(toFile: configPath, atomically: true, encoding: .utf8)
+            let table = try ConfigLoader(environment: keyEnvironment).load(path: configPath)
             let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
             let upstream = UpstreamClient(readTimeout: .seconds(30))
             let logger = Logger(label: "bench-gateway", factory: { _ in SwiftLogNoOpLogHandler() })
-            let gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), logger: logger)
+            var gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), logger: logger)
+            let keys = keyEnvironment
+            gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, logger: logger)
             let (ports, continuation) = AsyncStream<Int>.makeStream()
             let server = Task { try await gateway.serve(host: "127.0.0.1", port: 0) { continuation.yield($0) } }
             var iterator = ports.makeAsyncIterator()
@@ -110,6 +118,7 @@ final class BenchEnvironment: @unchecked Sendable {
             let env = BenchEnvironment(
                 fake: fake, gatewayURL: "http://127.0.0.1:\(port)", process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
             env.inProcess = (store, upstream, server)
+            env.configPath = configPath
             return env
         }
         let port = try freePort()
@@ -136,12 +145,25 @@ final class BenchEnvironment: @unchecked Sendable {
         let url = "http://127.0.0.1:\(port)"
         for _ in 0..<100 {
             if (try? HTTP.get(url + "/healthz").status) == 200 {
-                return BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
+                let env = BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
+                env.configPath = configPath
+                return env
             }
             try await Task.sleep(for: .milliseconds(100))
         }
         process.terminate()
         throw BenchError("the gateway did not start; see \(logPath)")
+    }
+
+    /// Rewrites the gateway's routes file with an account limit (nil removes it) and reloads it.
+    func setAccountLimit(_ perMinute: Int?) throws {
+        guard let configPath else { throw BenchError("the account scenario retunes the gateway's routes file; it needs a gateway bench started") }
+        let port = URL(string: gatewayURL)?.port ?? 0
+        let listen = process == nil ? "127.0.0.1:0" : "127.0.0.1:\(port)"
+        try Self.config(baseURL: fake.baseURL, listen: listen, disableFor: disableFor, accountLimit: perMinute)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+        let (status, body) = try HTTP.post(gatewayURL + "/admin/reload", "")
+        guard status == 200 else { throw BenchError("reload failed: \(status) \(body)") }
     }
 
     func stop() async {

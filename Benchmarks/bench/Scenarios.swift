@@ -14,7 +14,7 @@ struct Scenarios: @unchecked Sendable {
     var chatURL: String { env.gatewayURL + "/v1/chat/completions" }
     var directURL: String { env.fake.baseURL + "/chat/completions" }
 
-    static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream"]
+    static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream", "account"]
 
     /// Tags every prompt of this run, so a gateway that outlives one bench run never answers the next from its cache.
     static let run = "run-\(UInt32.random(in: 0...UInt32.max))"
@@ -30,6 +30,7 @@ struct Scenarios: @unchecked Sendable {
         case "cache": return try cache()
         case "context": return try context()
         case "stream": return try stream()
+        case "account": return try account()
         default: throw BenchError("unknown scenario '\(name)'")
         }
     }
@@ -278,6 +279,40 @@ struct Scenarios: @unchecked Sendable {
         report.add("share_long_context", Double(long) / Double(max(done, 1)))
         report.add("client_errors", Double(errors))
         report.passed = contextErrors == 0 && errors == 0
+        return report
+    }
+
+    // MARK: account
+
+    /// More load than two accounts may take: the gateway must refuse the excess itself (503 with Retry-After)
+    /// so the provider's per-account quota never answers 429.
+    func account() throws -> ScenarioReport {
+        var report = ScenarioReport(name: "account", condition: "requests_over_account_limit == 0")
+        let perMinute = BenchEnvironment.accountRequestsPerMinute
+        let accounts = "accounts: { main: [\(BenchEnvironment.keys[0]), \(BenchEnvironment.keys[1])], spare: [\(BenchEnvironment.keys[2]), \(BenchEnvironment.keys[3])] }"
+        try env.fake.updateBehavior("default: { requests_per_minute: \(perMinute) }\n" + accounts)
+        try env.setAccountLimit(perMinute)
+        defer { try? env.setAccountLimit(nil) }
+        let generator = LoadGenerator(connections: 4)
+        var counter = 0, served = 0, refused = 0, other = 0
+        generator.runClosed(until: until(min(options.duration, 3)), next: {
+            counter += 1
+            return LoadRequest(url: chatURL, body: Prompts.body("\(Self.run) account \(counter)"))
+        }, done: { result in
+            switch result.status {
+            case 200: served += 1
+            case 503: refused += 1
+            default: other += 1
+            }
+        })
+        let over = try env.fake.log().perAction["quota_429"] ?? 0
+        report.add("requests_over_account_limit", Double(over))
+        report.add("served", Double(served))
+        report.add("refused_503", Double(refused))
+        report.add("capacity_per_minute", Double(perMinute * 2))
+        report.add("other_errors", Double(other))
+        try env.fake.updateBehavior("default: {}")
+        report.passed = over == 0 && other == 0 && served <= perMinute * 2
         return report
     }
 
