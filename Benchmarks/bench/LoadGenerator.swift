@@ -49,6 +49,7 @@ final class LoadGenerator {
         let handle: UnsafeMutableRawPointer
         var request = LoadRequest(url: "", body: [])
         var headerList: UnsafeMutablePointer<curl_slist>?
+        var headerListFor: [String]?
         var bodyStorage: UnsafeMutablePointer<UInt8>?
         var started: UInt64 = 0
         var intended: UInt64 = 0
@@ -156,9 +157,12 @@ final class LoadGenerator {
         slot.headers = [:]
         slot.body = []
         slot.firstByte = 0
-        curl_slist_free_all(slot.headerList)
-        slot.headerList = nil
-        for header in request.headers + ["Expect:"] { slot.headerList = curl_slist_append(slot.headerList, header) }
+        if slot.headerListFor != request.headers {
+            curl_slist_free_all(slot.headerList)
+            slot.headerList = nil
+            for header in request.headers + ["Expect:"] { slot.headerList = curl_slist_append(slot.headerList, header) }
+            slot.headerListFor = request.headers
+        }
         slot.bodyStorage?.deallocate()
         let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: max(request.body.count, 1))
         storage.initialize(from: request.body, count: request.body.count)
@@ -201,13 +205,24 @@ final class LoadGenerator {
         let slot = Unmanaged<Slot>.fromOpaque(user!).takeUnretainedValue()
         let n = size * count
         guard let data, n > 14 else { return n }
-        let line = String(decoding: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self)
-        if line.lowercased().hasPrefix("x-switchyard-") || line.lowercased().hasPrefix("retry-after"), let colon = line.firstIndex(of: ":") {
+        // Only x-switchyard-* and retry-after matter: test the bytes before building any string.
+        let bytes = UnsafeRawBufferPointer(start: data, count: n)
+        guard hasPrefix(bytes, "x-switchyard-") || hasPrefix(bytes, "retry-after") else { return n }
+        let line = String(decoding: bytes, as: UTF8.self)
+        if let colon = line.firstIndex(of: ":") {
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
             slot.headers[name] = value
         }
         return n
+    }
+
+    /// Case-insensitive ASCII prefix test on raw bytes.
+    private static func hasPrefix(_ bytes: UnsafeRawBufferPointer, _ prefix: StaticString) -> Bool {
+        let count = prefix.utf8CodeUnitCount
+        guard bytes.count >= count else { return false }
+        for i in 0..<count where bytes[i] | 0x20 != prefix.utf8Start[i] | 0x20 { return false }
+        return true
     }
 
     private func progress(_ result: LoadResult) {
