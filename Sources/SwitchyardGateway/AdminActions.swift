@@ -40,8 +40,7 @@ struct AdminActions: Sendable {
             return GatewayError.badRequest("name the key: ?key=LABEL (e.g. openrouter#2)").response()
         }
         let events = action(snapshot.health, keyID, clock.now())
-        activity.record(events)
-        for event in events { logger.notice("health change: \(event)") }
+        activity.report(events, logger: logger)
         let body = #"{"changed":[\#(events.map { JSONText.quoted($0.description) }.joined(separator: ","))]}"#
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }

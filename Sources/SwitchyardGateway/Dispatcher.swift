@@ -162,13 +162,7 @@ public final class Dispatcher: Sendable {
     }
 
     func log(_ events: [HealthEvent], _ snapshot: RoutingSnapshot) {
-        activity.record(events)
-        for event in events {
-            logger.notice("health change", metadata: [
-                "subject": .string(event.name), "from": .string(event.from), "to": .string(event.to),
-                "until": .string(event.until.map { "\($0)" } ?? "-"), "reason": .string(event.reason),
-            ])
-        }
+        activity.report(events, logger: logger)
     }
 
     // MARK: non-streaming

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import SwitchyardCore
 
@@ -67,7 +68,18 @@ public final class GatewayActivity: Sendable {
         state.withLock { s in (s.modelLatency[model]?.percentile(50), s.modelLatency[model]?.percentile(95)) }
     }
 
-    func record(_ events: [HealthEvent]) {
+    /// Keeps state changes for the dashboard and logs each once, in the one format operators and bench read.
+    func report(_ events: [HealthEvent], logger: Logger) {
+        record(events)
+        for event in events {
+            logger.notice("health change", metadata: [
+                "subject": .string(event.name), "from": .string(event.from), "to": .string(event.to),
+                "until": .string(event.until.map { "\($0)" } ?? "-"), "reason": .string(event.reason),
+            ])
+        }
+    }
+
+    private func record(_ events: [HealthEvent]) {
         guard !events.isEmpty else { return }
         state.withLock { s in
             s.events.append(contentsOf: events)

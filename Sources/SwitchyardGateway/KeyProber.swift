@@ -11,13 +11,18 @@ public struct KeyProber: Service {
     let upstream: UpstreamClient
     let clock: any WallClock
     let logger: Logger
+    let activity: GatewayActivity
     let every: Duration
 
-    public init(store: SnapshotStore, upstream: UpstreamClient, clock: any WallClock, logger: Logger, every: Duration = .seconds(5)) {
+    public init(
+        store: SnapshotStore, upstream: UpstreamClient, clock: any WallClock, logger: Logger, activity: GatewayActivity,
+        every: Duration = .seconds(5)
+    ) {
         self.store = store
         self.upstream = upstream
         self.clock = clock
         self.logger = logger
+        self.activity = activity
         self.every = every
     }
 
@@ -56,6 +61,6 @@ public struct KeyProber: Service {
     }
 
     private func log(_ events: [HealthEvent]) {
-        for event in events { logger.notice("health change: \(event)") }
+        activity.report(events, logger: logger)
     }
 }

@@ -81,7 +81,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     .init(service: UpstreamClientService(client: upstream)),
-                    .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger)),
+                    .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger, activity: gateway.activity)),
                 ] + (reloader.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: app),
                 ],

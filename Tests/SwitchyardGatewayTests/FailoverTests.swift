@@ -219,7 +219,7 @@ import Testing
             #expect(h.keyState("openrouter#1") == "removed")
             var logger = Logger(label: "probe")
             logger.logLevel = .critical
-            let prober = KeyProber(store: h.store, upstream: h.upstream, clock: h.clock, logger: logger)
+            let prober = KeyProber(store: h.store, upstream: h.upstream, clock: h.clock, logger: logger, activity: h.gateway.activity)
             #expect(await prober.probeDueKeys() == 0, "not due before its re-probe time")
             // Still dead at the first re-probe: out again, for twice as long.
             h.clock.advance(by: .seconds(600))
@@ -232,6 +232,7 @@ import Testing
             h.clock.advance(by: .seconds(600))
             #expect(await prober.probeDueKeys() == 1)
             #expect(h.keyState("openrouter#1") == "healthy")
+            #expect(h.gateway.activity.totals.events.last?.to == "healthy", "probe results reach the dashboard's state changes")
         }
     }
 }
