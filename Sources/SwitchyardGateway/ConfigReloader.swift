@@ -102,8 +102,7 @@ public final class ConfigReloader: Service, Sendable {
     private func watchedFiles() -> [String] {
         var files = [path]
         if let envFile = store.snapshot.table.envFile {
-            let directory = (path as NSString).deletingLastPathComponent
-            files.append(envFile.hasPrefix("/") ? envFile : "\(directory.isEmpty ? "." : directory)/\(envFile)")
+            files.append(ConfigLoader.envFilePath(envFile, configPath: path))
         }
         return files
     }

@@ -24,8 +24,22 @@ public struct ConfigLoader: Sendable {
                 ConfigProblem(file: path, line: nil, column: nil, path: "", message: "cannot read the file (\(Self.reason(error)))")
             ])
         }
+        return try parse(yaml: text, file: path, directory: Self.directory(of: path))
+    }
+
+    /// Where `env_file` is read from for a routes file at `configPath` (relative names sit beside it);
+    /// the reloader watches the same path.
+    public static func envFilePath(_ envFile: String, configPath: String) -> String {
+        resolve(envFile, in: directory(of: configPath))
+    }
+
+    static func directory(of path: String) -> String {
         let directory = (path as NSString).deletingLastPathComponent
-        return try parse(yaml: text, file: path, directory: directory.isEmpty ? "." : directory)
+        return directory.isEmpty ? "." : directory
+    }
+
+    static func resolve(_ envFile: String, in directory: String) -> String {
+        envFile.hasPrefix("/") ? envFile : "\(directory)/\(envFile)"
     }
 
     /// Parses YAML text. `directory` anchors a relative `env_file`; nil ignores `env_file`.
@@ -152,7 +166,7 @@ private struct TableBuilder {
 
     func readEnvFile(_ name: String, node: Node) -> [String: String] {
         guard let directory else { return [:] }
-        let path = name.hasPrefix("/") ? name : "\(directory)/\(name)"
+        let path = ConfigLoader.resolve(name, in: directory)
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             reader.warn(node, "env_file", "cannot read \(path); keys are taken from the environment only")
             return [:]
