@@ -123,15 +123,23 @@ struct ChatCompletionsRoute: Sendable {
             logRequest(chat, status: answer.status, model: answer.model, key: answer.key, attempts: answer.attempts, started: started, cache: cacheHeader)
             return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: answer.body))
         case .failed(let error, let attempts):
-            ticket?.land(nil)
-            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, cache: cacheHeader, error: error.message)
-            if let answer = route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
-            var headers = HTTPFields()
-            headers[Self.route] = route.name
-            headers[Self.attempts] = String(attempts)
-            headers[Self.cache] = cacheHeader
-            return error.response(headers: headers)
+            return failed(error, attempts: attempts, chat, started: started, ticket: ticket, cacheHeader: cacheHeader)
         }
+    }
+
+    /// No candidate answered (before any stream output): release followers, log, and answer with the
+    /// route's last resort for upstream failures, else the error.
+    private func failed(
+        _ error: GatewayError, attempts: Int, _ chat: ChatRequest, started: UInt64, ticket: FlightTicket?, cacheHeader: String
+    ) -> Response {
+        ticket?.land(nil)
+        logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, cache: cacheHeader, error: error.message)
+        if let answer = chat.route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
+        var headers = HTTPFields()
+        headers[Self.route] = chat.route.name
+        headers[Self.attempts] = String(attempts)
+        headers[Self.cache] = cacheHeader
+        return error.response(headers: headers)
     }
 
     /// Whose answers a request may see: its client token's, or everyone's with `scope: shared`.
@@ -163,14 +171,7 @@ struct ChatCompletionsRoute: Sendable {
     ) async -> Response {
         switch await dispatcher.startStream(chat, plan: plan) {
         case .failed(let error, let attempts):
-            ticket?.land(nil)
-            logRequest(chat, status: error.status.code, model: nil, key: nil, attempts: attempts, started: started, cache: cacheHeader, error: error.message)
-            if let answer = chat.route.lastResort, error.status.code >= 500 { return lastResort(answer, chat) }
-            var headers = HTTPFields()
-            headers[Self.route] = chat.route.name
-            headers[Self.attempts] = String(attempts)
-            headers[Self.cache] = cacheHeader
-            return error.response(headers: headers)
+            return failed(error, attempts: attempts, chat, started: started, ticket: ticket, cacheHeader: cacheHeader)
         case .started(let session):
             var headers = headers(chat, model: session.model, key: session.key, attempts: session.walk.attempts, cache: cacheHeader)
             headers[.contentType] = "text/event-stream"
