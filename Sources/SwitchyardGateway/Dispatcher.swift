@@ -165,6 +165,13 @@ public final class Dispatcher: Sendable {
         activity.report(events, logger: logger)
     }
 
+    /// Learns what the answer's rate-limit headers say about the key's account, whatever its status.
+    func learnQuota(_ headers: HTTPHeaders, key: KeyID, _ snapshot: RoutingSnapshot) {
+        let now = clock.now()
+        guard let reading = QuotaReading.read(headers, now: now) else { return }
+        log(snapshot.health.learn(key: key, reading, at: now), snapshot)
+    }
+
     // MARK: non-streaming
 
     /// A complete upstream answer.
@@ -202,6 +209,7 @@ public final class Dispatcher: Sendable {
                     provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: walk.attempts, timeout: budget)
                 let bytes = try await response.body.collect(upTo: 32 << 20)
                 let status = Int(response.status.code)
+                learnQuota(response.headers, key: key, snapshot)
                 let classified = snapshot.classifiers[provider.id].classify(
                     status: status, headers: (200..<300).contains(status) ? [] : response.headers.map { ($0.name, $0.value) },
                     body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)

@@ -295,4 +295,22 @@ import Testing
             #expect(h.keyState("openrouter#1") == "healthy")
         }
     }
+
+    @Test func rateLimitHeadersSteerTrafficAwayBeforeTheUpstreamRefuses() async throws {
+        // No account_limits configured: the only knowledge is what the upstream's headers say.
+        let accounts = "accounts: { a: [\(Harness.key(1)), \(Harness.key(2))], b: [\(Harness.key(3)), \(Harness.key(4))] }"
+        try await withHarness(script: "default: { requests_per_minute: 3 }\n" + accounts) { h in
+            var statuses: [Int] = []
+            for i in 0..<8 {
+                statuses.append(try await h.post(chat("headers \(i)")).status)
+            }
+            #expect(statuses.filter { $0 == 200 }.count == 6, "\(statuses)")
+            #expect(statuses.allSatisfy { $0 == 200 || $0 == 503 })
+            #expect(h.fake.log().perAction["quota_429"] == nil, "the gateway stepped aside before the upstream had to refuse")
+            #expect(h.keyState("openrouter#1") == "rate_limited")
+            // The fake's window resets 60 s after its first request; the gateway waits as long.
+            h.clock.advance(by: .seconds(61))
+            #expect(h.keyState("openrouter#1") == "healthy")
+        }
+    }
 }

@@ -77,6 +77,20 @@ public final class HealthBook: Sendable {
         state.withLock { s in s.record(model: model, key: key, outcome: outcome, table: table, at: now) }
     }
 
+    /// Takes in an upstream's rate-limit headers for the account of `key`; an event when they leave it no room.
+    public func learn(key: KeyID, _ reading: QuotaReading, at now: Timestamp) -> [HealthEvent] {
+        state.withLock { s in
+            let account = s.keyAccount[key]
+            guard s.accounts[account].learn(reading, at: now) else { return [] }
+            let a = s.accounts[account]
+            return [
+                HealthEvent(
+                    subject: .account(account), name: s.accountNames[account], from: "healthy", to: "limited",
+                    reason: "\(a.limitReason(at: now)) (headers via \(s.keyLabels[key]))", until: a.capacityReturns(at: now), at: now)
+            ]
+        }
+    }
+
     // MARK: reading
 
     public func keyState(_ key: KeyID, at now: Timestamp) -> (state: KeyState, reason: String) {
@@ -86,7 +100,7 @@ public final class HealthBook: Sendable {
             if !s.accounts[table.keys[key].account].isUsable(at: now), effective == .healthy {
                 let a = s.accounts[table.keys[key].account]
                 if let until = a.exhaustedUntil, until > now { return (.rateLimited(until: until), "account: \(a.reason)") }
-                return (.rateLimited(until: a.capacityReturns(at: now) ?? now), "account \(table.accounts[table.keys[key].account].name) at its configured limit")
+                return (.rateLimited(until: a.capacityReturns(at: now) ?? now), "account \(table.accounts[table.keys[key].account].name) \(a.limitReason(at: now))")
             }
             if !s.providers[table.keys[key].provider].isUsable(at: now), effective == .healthy {
                 let p = s.providers[table.keys[key].provider]
