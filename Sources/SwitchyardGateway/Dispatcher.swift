@@ -82,11 +82,13 @@ public final class Dispatcher: Sendable {
     let logger: Logger
     let activity: GatewayActivity
     let metrics: GatewayMetrics?
+    let usage: UsageLedger?
 
     public init(
         upstream: UpstreamClient, clock: any WallClock, logger: Logger, activity: GatewayActivity = GatewayActivity(),
-        metrics: GatewayMetrics? = nil
+        metrics: GatewayMetrics? = nil, usage: UsageLedger? = nil
     ) {
+        self.usage = usage
         self.upstream = upstream
         self.clock = clock
         self.logger = logger
@@ -99,6 +101,14 @@ public final class Dispatcher: Sendable {
         let elapsed = Monotonic.now() &- started
         if outcome == .success { activity.attempt(key: table.keys[key].label, model: table.models[model].name, nanoseconds: elapsed) }
         metrics?.attempt(model: table.models[model].name, key: table.keys[key].label, outcome: outcome, nanoseconds: elapsed)
+        usage?.attempt(
+            key: table.keys[key].label, model: table.models[model].name, failed: outcome != .success && outcome != .cancelled, at: clock.now())
+    }
+
+    /// Adds an answer's reported tokens to the day's usage.
+    func countTokens(_ request: ChatRequest, model: ModelID, key: KeyID, _ tokens: (prompt: Int, completion: Int)) {
+        let table = request.snapshot.table
+        usage?.tokens(key: table.keys[key].label, model: table.models[model].name, prompt: tokens.prompt, completion: tokens.completion, at: clock.now())
     }
 
     /// The state of one request's walk through its candidates.
@@ -215,6 +225,7 @@ public final class Dispatcher: Sendable {
                     body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
                 countAttempt(request, model: model, key: key, outcome: classified.kind, since: attemptStarted)
                 if classified.kind == .success {
+                    countTokens(request, model: model, key: key, bytes.withUnsafeReadableBytes { UsageTokens.scan($0) })
                     log(snapshot.health.record(model: model, key: key, outcome: classified, at: clock.now()), snapshot)
                     return .answered(Answer(status: status, body: bytes, model: model, key: key, attempts: walk.attempts))
                 }

@@ -18,6 +18,10 @@ public struct Gateway: Sendable {
     public var reloader: ConfigReloader?
     public let activity = GatewayActivity()
     public let metrics = GatewayMetrics()
+    /// Upstream requests, failures and tokens per day, key and model.
+    public let usage = UsageLedger()
+    /// Set when health and usage are kept in a state file.
+    public var persister: StatePersister?
 
     public init(
         store: SnapshotStore, upstream: UpstreamClient, auth: ClientAuth, admin: AdminAuth = AdminAuth(token: nil),
@@ -36,7 +40,7 @@ public struct Gateway: Sendable {
     public func router() -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         let chat = ChatCompletionsRoute(
-            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics), cache: cache, auth: auth,
+            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage), cache: cache, auth: auth,
             clock: clock, logger: logger)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
@@ -66,6 +70,24 @@ public struct Gateway: Sendable {
             return Response(
                 status: problems.isEmpty ? .ok : .unprocessableContent, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(string: #"{"applied":\#(problems.isEmpty),"problems":[\#(list)]}"#)))
+        }
+        router.get("/admin/usage") { [admin, usage, persister, clock] request, context -> Response in
+            if let refusal = admin.check(request, context: context) { return refusal.response() }
+            let daysText = request.uri.queryParameters["days"].map(String.init) ?? "7"
+            guard let days = Int(daysText), (1...366).contains(days) else {
+                return GatewayError(status: .badRequest, message: "days must be a whole number from 1 to 366", type: "invalid_request_error", code: "invalid_days")
+                    .response()
+            }
+            let rows: [UsageRow]
+            do {
+                rows = try await persister?.usage(days: days) ?? usage.totals(days: days, at: clock.now())
+            } catch {
+                return GatewayError(status: .internalServerError, message: "cannot read the state file: \(error)", type: "server_error", code: "state_unreadable")
+                    .response()
+            }
+            let source = persister == nil ? "memory (since start; no state file)" : "state file"
+            let body = #"{"days":\#(days),"since":"\#(UsageLedger.firstDay(of: days, at: clock.now()))","source":"\#(source)","usage":[\#(rows.map(\.json).joined(separator: ","))]}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         AdminActions(store: store, admin: admin, activity: activity, clock: clock, logger: logger).register(on: router)
         router.get("/admin") { _, _ -> Response in

@@ -184,6 +184,7 @@ extension Dispatcher {
             case .completed, .clientGone:
                 if case .completed = ending {
                     log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
+                    if let usage = session.usageJSON { countTokens(request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
                 } else {
                     log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
                 }

@@ -61,6 +61,18 @@ struct ServeCommand: AsyncParsableCommand {
         let upstream = UpstreamClient(connectTimeout: table.retry.connectTimeout, readTimeout: table.retry.attemptTimeout)
         let admin = AdminAuth.fromEnvironment(table, environment: environment)
         var gateway = Gateway(store: store, upstream: upstream, auth: auth, admin: admin, logger: logger)
+        // The demo's fake keys and answers are not worth keeping.
+        if !demo, let path = table.statePath {
+            do {
+                gateway.persister = try await StatePersister.open(
+                    path: path, store: store, usage: gateway.usage, clock: SystemClock(), logger: logger, activity: gateway.activity)
+            } catch {
+                printError("cannot open the state file \(path): \(error)")
+                throw ExitCode(1)
+            }
+        } else {
+            logger.notice("state: kept in memory only (\(demo ? "demo" : "state: off"))")
+        }
         // The demo's table is rewritten to point at the fake upstream, so it is not reloaded from the file.
         let reloader = demo ? nil : ConfigReloader(path: config, store: store, cache: gateway.cache, logger: logger)
         gateway.reloader = reloader
@@ -82,7 +94,8 @@ struct ServeCommand: AsyncParsableCommand {
                 services: [
                     .init(service: UpstreamClientService(client: upstream)),
                     .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger, activity: gateway.activity)),
-                ] + (reloader.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
+                ] + (gateway.persister.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
+                    + (reloader.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: app),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

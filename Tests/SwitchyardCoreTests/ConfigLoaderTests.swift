@@ -142,4 +142,13 @@ struct ConfigLoaderTests {
         #expect(entries.map(\.value) == ["1", "two words", "x\ny", "4"])
         #expect(problems.count == 1 && problems[0].line == 5)
     }
+
+    @Test func theStateFileSitsBesideTheRoutesFileUnlessMovedOrTurnedOff() throws {
+        let loader = ConfigLoader(environment: Fixtures.environment)
+        #expect(try loader.parse(yaml: Fixtures.yaml, file: "r.yaml", directory: "/etc/sy").statePath == "/etc/sy/switchyard-state.sqlite")
+        #expect(try loader.parse(yaml: "state: db/s.sqlite\n" + Fixtures.yaml, file: "r.yaml", directory: "/etc/sy").statePath == "/etc/sy/db/s.sqlite")
+        #expect(try loader.parse(yaml: "state: /var/lib/s.sqlite\n" + Fixtures.yaml, file: "r.yaml", directory: "/etc/sy").statePath == "/var/lib/s.sqlite")
+        #expect(try loader.parse(yaml: "state: off\n" + Fixtures.yaml, file: "r.yaml", directory: "/etc/sy").statePath == nil)
+        #expect(try loader.parse(yaml: Fixtures.yaml, file: "r.yaml", directory: nil).statePath == nil, "text with no file keeps state in memory")
+    }
 }

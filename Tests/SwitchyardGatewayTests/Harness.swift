@@ -64,10 +64,13 @@ final class Harness: Sendable {
 
     /// The routes file when the harness was started reloadable.
     let configPath: String?
+    /// Keeps health and usage in a state file, when the harness was given one.
+    let persister: StatePersister?
+    private let persisting: Task<Void, any Error>?
 
     init(
         config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-        edit: (inout RoutingTable) -> Void = { _ in }
+        statePath: String? = nil, edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
@@ -98,6 +101,13 @@ final class Harness: Sendable {
             let keys = Self.keys
             gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, clock: clock, logger: logger)
         }
+        if let statePath {
+            gateway.persister = try await StatePersister.open(
+                path: statePath, store: store, usage: gateway.usage, clock: clock, logger: logger, activity: gateway.activity,
+                every: .milliseconds(20))
+        }
+        persister = gateway.persister
+        persisting = gateway.persister.map { p in Task { try await p.run() } }
         self.gateway = gateway
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
@@ -111,6 +121,8 @@ final class Harness: Sendable {
         try? await client.shutdown()
         server.cancel()
         _ = try? await server.value
+        persisting?.cancel()
+        _ = try? await persisting?.value
         try? await upstream.shutdown()
         try? await fake.shutdown()
         if let configPath { try? FileManager.default.removeItem(atPath: configPath) }
@@ -172,9 +184,10 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 
 func withHarness(
     config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-    edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
+    statePath: String? = nil, edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
-    let harness = try await Harness(config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, edit: edit)
+    let harness = try await Harness(
+        config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, edit: edit)
     do {
         try await body(harness)
     } catch {

@@ -104,7 +104,7 @@ private struct TableBuilder {
         var keys: [UnsetKey] = []
     }
 
-    static let topFields = ["env_file", "server", "providers", "models", "routes", "routing", "health", "retry", "cache"]
+    static let topFields = ["env_file", "state", "server", "providers", "models", "routes", "routing", "health", "retry", "cache"]
 
     func build(_ root: Node) -> RoutingTable? {
         guard let top = reader.fields(root, "", allowed: Self.topFields) else { return nil }
@@ -159,7 +159,20 @@ private struct TableBuilder {
             source: reader.file, envFile: envFilePath, server: server, providers: providers, accounts: accounts, keys: keys,
             models: models, routes: routes, routing: routing, health: health, retry: retry, cache: cache, warnings: [])
         table.unsetKeys = unset.keys
+        table.statePath = readStatePath(top["state"])
         return table
+    }
+
+    // MARK: state
+
+    /// Where health and usage are kept across restarts: `state: PATH` (beside the routes file when relative),
+    /// `state: off`, or by default `switchyard-state.sqlite` beside the routes file.
+    func readStatePath(_ node: Node?) -> String? {
+        guard let node else { return directory.map { ConfigLoader.resolve(RoutingTable.defaultStateFile, in: $0) } }
+        guard let text = reader.string(node, "state") else { return nil }
+        if text == "off" || text.isEmpty { return nil }
+        guard let directory else { return text.hasPrefix("/") ? text : nil }
+        return ConfigLoader.resolve(text, in: directory)
     }
 
     // MARK: env file

@@ -28,6 +28,9 @@ public struct RoutingTable: Sendable {
     public var warnings: [ConfigProblem]
     /// Declared keys whose variable is not set; they keep their label for when it is.
     public var unsetKeys: [UnsetKey] = []
+    /// The SQLite file that keeps health and usage across restarts; nil keeps them in memory only.
+    public var statePath: String?
+    public static let defaultStateFile = "switchyard-state.sqlite"
 
     let routeIndex: [String: Int]
     let modelIndex: [String: ModelID]

@@ -56,6 +56,11 @@ public final class HealthBook: Sendable {
         state.withLock { body($0) }
     }
 
+    /// Changes state in place under the lock, for restoring saved health.
+    func restoreState<R>(_ body: (inout HealthState) -> R) -> R {
+        state.withLock { body(&$0) }
+    }
+
     /// Claims `key` for one attempt; false when it became unusable since planning (or its probe is taken).
     public func beginAttempt(key: KeyID, model: ModelID, at now: Timestamp) -> (allowed: Bool, events: [HealthEvent]) {
         state.withLock { s in

@@ -80,11 +80,12 @@ public struct KeyHealth: Sendable {
     }
 
     /// Restores a persisted or carried-over state.
-    public init(settings: HealthSettings, state: KeyState, reason: String, since: Timestamp, disableLevel: Int = 0) {
+    public init(settings: HealthSettings, state: KeyState, reason: String, since: Timestamp, disableLevel: Int = 0, removalLevel: Int = 0) {
         self.init(settings: settings, now: since)
         self.state = state
         self.reason = reason
         self.disableLevel = disableLevel
+        self.removalLevel = removalLevel
     }
 
     /// The state as of `now`, with expiries applied.
