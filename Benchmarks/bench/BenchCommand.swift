@@ -39,6 +39,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Routing table for the planner micro-benchmark.")
     var config: String = "routes.yaml"
 
+    @Option(name: .long, help: "The started gateway's state file: on (as shipped) or off, to measure what persistence costs.")
+    var state: String = "on"
+
     @Option(name: .long, help: "Timed runs per micro-benchmark.")
     var runs: Int = 7
 
@@ -63,7 +66,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         let scenarios = selected.filter { Scenarios.all.contains($0) }
         guard !scenarios.isEmpty else { return }
-        let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1)
+        guard state == "on" || state == "off" else { throw ValidationError("--state is on or off") }
+        let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1, persist: state == "on")
         let runner = Scenarios(env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate))
         var reports: [ScenarioReport] = []
         // The load generator blocks its thread: run it off the cooperative pool.

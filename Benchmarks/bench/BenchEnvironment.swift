@@ -30,9 +30,10 @@ final class BenchEnvironment: @unchecked Sendable {
     /// The per-account limit the account scenario declares (and has the fake upstream enforce).
     static let accountRequestsPerMinute = 60
 
-    static func config(baseURL: String, listen: String, disableFor: Double, accountLimit: Int? = nil) -> String {
+    static func config(baseURL: String, listen: String, disableFor: Double, accountLimit: Int? = nil, persist: Bool = true) -> String {
         """
         server: { listen: \(listen), max_body_bytes: 4MB }
+        state: \(persist ? "switchyard-state.sqlite" : "off")
         providers:
           openrouter:
             base_url: \(baseURL)
@@ -69,6 +70,9 @@ final class BenchEnvironment: @unchecked Sendable {
         """
     }
 
+    /// Whether the gateway bench starts keeps its state file (`--state off` measures without it).
+    private(set) var persist = true
+
     private init(fake: FakeUpstreamServer?, remote: String? = nil, gatewayURL: String, process: Process?, logPath: String, directory: URL, disableFor: Double) {
         self.ownedFake = fake
         self.fake = fake.map { InProcessUpstream(server: $0) } ?? RemoteUpstream(root: remote ?? "")
@@ -84,7 +88,8 @@ final class BenchEnvironment: @unchecked Sendable {
     ///   - inProcess: run the gateway inside this process (for tests; the child process is the fairer measure,
     ///     since its CPU time is its own and it does not share threads with the load generator).
     static func start(
-        gateway external: String?, upstream remote: String? = nil, fakeThreads: Int, inProcess: Bool = false, disableFor: Double = 5
+        gateway external: String?, upstream remote: String? = nil, fakeThreads: Int, inProcess: Bool = false, disableFor: Double = 5,
+        persist: Bool = true
     ) async throws -> BenchEnvironment {
         var labels: [String: String] = [:]
         for (key, label) in zip(keys, Self.labels) { labels[key] = label }
@@ -103,7 +108,7 @@ final class BenchEnvironment: @unchecked Sendable {
         for (i, key) in keys.enumerated() { keyEnvironment["BENCH_KEY_\(i + 1)"] = key }
         if inProcess {
             let configPath = directory.appendingPathComponent("routes.yaml").path
-            try config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor).write(toFile: configPath, atomically: true, encoding: .utf8)
+            try config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor, persist: persist).write(toFile: configPath, atomically: true, encoding: .utf8)
             let table = try ConfigLoader(environment: keyEnvironment).load(path: configPath)
             let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
             let upstream = UpstreamClient(readTimeout: .seconds(30))
@@ -119,17 +124,18 @@ final class BenchEnvironment: @unchecked Sendable {
                 fake: fake, gatewayURL: "http://127.0.0.1:\(port)", process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
             env.inProcess = (store, upstream, server)
             env.configPath = configPath
+            env.persist = persist
             return env
         }
         let port = try freePort()
         let configPath = directory.appendingPathComponent("routes.yaml").path
-        try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)", disableFor: disableFor).write(toFile: configPath, atomically: true, encoding: .utf8)
+        try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)", disableFor: disableFor, persist: persist).write(toFile: configPath, atomically: true, encoding: .utf8)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             warn("note: no gateway binary at \(binary); running the gateway in-process, so its CPU time cannot be told apart.")
             warn("      For the fair measure: swift build -c release --product switchyard, then run bench again.")
             try await fake.shutdown()
-            return try await start(gateway: nil, upstream: nil, fakeThreads: fakeThreads, inProcess: true, disableFor: disableFor)
+            return try await start(gateway: nil, upstream: nil, fakeThreads: fakeThreads, inProcess: true, disableFor: disableFor, persist: persist)
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
@@ -147,6 +153,7 @@ final class BenchEnvironment: @unchecked Sendable {
             if (try? HTTP.get(url + "/healthz").status) == 200 {
                 let env = BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
                 env.configPath = configPath
+                env.persist = persist
                 return env
             }
             try await Task.sleep(for: .milliseconds(100))
@@ -160,7 +167,7 @@ final class BenchEnvironment: @unchecked Sendable {
         guard let configPath else { throw BenchError("the account scenario retunes the gateway's routes file; it needs a gateway bench started") }
         let port = URL(string: gatewayURL)?.port ?? 0
         let listen = process == nil ? "127.0.0.1:0" : "127.0.0.1:\(port)"
-        try Self.config(baseURL: fake.baseURL, listen: listen, disableFor: disableFor, accountLimit: perMinute)
+        try Self.config(baseURL: fake.baseURL, listen: listen, disableFor: disableFor, accountLimit: perMinute, persist: persist)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
         let (status, body) = try HTTP.post(gatewayURL + "/admin/reload", "")
         guard status == 200 else { throw BenchError("reload failed: \(status) \(body)") }

@@ -31,11 +31,14 @@ enum AdminStats {
         var models: [String] = []
         for model in table.models {
             let (state, reason) = snapshot.health.modelState(model.id, at: now)
+            // A model the provider's catalog dropped is out whatever its health says.
+            let stateName = model.retired == nil ? state.name : "retired"
             models.append(
                 "{" + [
                     "\"name\":\(JSONText.quoted(model.name))", "\"upstream\":\(JSONText.quoted(model.upstream))",
                     "\"provider\":\(JSONText.quoted(table.providers[model.provider].name))", "\"context\":\(model.context)",
-                    "\"state\":\(JSONText.quoted(state.name))", "\"reason\":\(JSONText.quoted(reason))", "\"until\":\(time(state.until))",
+                    "\"state\":\(JSONText.quoted(stateName))", "\"reason\":\(JSONText.quoted(model.retired ?? reason))",
+                    "\"until\":\(model.retired == nil ? time(state.until) : "null")",
                     "\"latency_ms\":\(percentiles(latency.latency(model: model.name)))",
                 ].joined(separator: ",") + "}")
         }

@@ -320,6 +320,7 @@ public final class Dispatcher: Sendable {
 
     static func describe(_ reason: SkipReason) -> String {
         switch reason {
+        case .retired: "retired by its provider"
         case .contextTooSmall(let usable): "context too small (\(usable) usable)"
         case .requestTooLarge(let limit): "request over its limit of \(limit) tokens"
         case .modelUnavailable: "model set aside"

@@ -31,21 +31,50 @@ public final class RoutingSnapshot: Sendable {
     }
 }
 
-/// The current snapshot, replaced atomically by a reload.
+/// The current snapshot, replaced atomically by a reload or a catalog sync.
+///
+/// It remembers the table routes.yaml gave and the providers' latest catalogs, so a reload keeps what
+/// the catalog says and a catalog sync keeps what the file says.
 public final class SnapshotStore: Sendable {
-    private let current: Mutex<RoutingSnapshot>
-
-    public init(_ snapshot: RoutingSnapshot) {
-        current = Mutex(snapshot)
+    private struct State {
+        var snapshot: RoutingSnapshot
+        /// The table as loaded, before any catalog was applied.
+        var base: RoutingTable
+        var listings: [String: ModelListing] = [:]
     }
 
-    public var snapshot: RoutingSnapshot { current.withLock { $0 } }
+    private let current: Mutex<State>
+
+    public init(_ snapshot: RoutingSnapshot) {
+        current = Mutex(State(snapshot: snapshot, base: snapshot.table))
+    }
+
+    public var snapshot: RoutingSnapshot { current.withLock { $0.snapshot } }
 
     /// Builds a snapshot for `table` that keeps the health of keys and models that remain, and swaps it in.
     @discardableResult
     public func replace(with table: RoutingTable, now: Timestamp) -> RoutingSnapshot {
-        let next = RoutingSnapshot(table: table, now: now, previous: snapshot)
-        current.withLock { $0 = next }
-        return next
+        current.withLock { state in
+            state.base = table
+            let (adjusted, _) = ModelCatalog.apply(state.listings, to: table)
+            state.snapshot = RoutingSnapshot(table: adjusted, now: now, previous: state.snapshot)
+            return state.snapshot
+        }
     }
+
+    /// Takes in a provider's catalog; returns how the table now differs from routes.yaml for that provider,
+    /// and which of those differences the previous catalog did not already show.
+    public func updateCatalog(provider: String, listing: ModelListing, now: Timestamp) -> (all: [CatalogChange], new: [CatalogChange]) {
+        current.withLock { state in
+            let before = ModelCatalog.apply(state.listings, to: state.base).1.filter { $0.provider == provider }
+            state.listings[provider] = listing
+            let (adjusted, changes) = ModelCatalog.apply(state.listings, to: state.base)
+            state.snapshot = RoutingSnapshot(table: adjusted, now: now, previous: state.snapshot)
+            let all = changes.filter { $0.provider == provider }
+            return (all, all.filter { !before.contains($0) })
+        }
+    }
+
+    /// The latest catalog of each provider that syncs one.
+    public var listings: [String: ModelListing] { current.withLock { $0.listings } }
 }

@@ -76,6 +76,11 @@ struct ServeCommand: AsyncParsableCommand {
         // The demo's table is rewritten to point at the fake upstream, so it is not reloaded from the file.
         let reloader = demo ? nil : ConfigReloader(path: config, store: store, cache: gateway.cache, logger: logger)
         gateway.reloader = reloader
+        let prober = KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger, activity: gateway.activity)
+        if store.snapshot.table.providers.contains(where: \.checkKeys) {
+            let removed = await prober.checkKeys()
+            logger.notice("key check: \(removed.isEmpty ? "every key verified or kept" : "removed \(removed.joined(separator: ", "))")")
+        }
         let host = address.host
         let app = gateway.application(host: host, port: address.port) { port in
             let url = "http://\(host.contains(":") ? "[\(host)]" : host):\(port)"
@@ -93,7 +98,8 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [
                     .init(service: UpstreamClientService(client: upstream)),
-                    .init(service: KeyProber(store: store, upstream: upstream, clock: SystemClock(), logger: logger, activity: gateway.activity)),
+                    .init(service: prober),
+                    .init(service: CatalogSync(store: store, upstream: upstream, clock: SystemClock(), logger: logger)),
                 ] + (gateway.persister.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? [])
                     + (reloader.map { [ServiceGroupConfiguration.ServiceConfiguration(service: $0)] } ?? []) + [
                     .init(service: app),

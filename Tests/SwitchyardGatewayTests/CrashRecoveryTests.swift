@@ -26,14 +26,13 @@ import Glibc
         let client = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { try? FileManager.default.removeItem(at: directory) }
         do {
-            let port = try Self.freePort()
+            // Port 0: the gateway binds a free port and logs it, so no other test can take it in between.
             let config = Harness.config.replacingOccurrences(of: "BASE", with: fake.baseURL)
-                + "\nserver: { listen: 127.0.0.1:\(port) }\nstate: state.sqlite\n"
+                + "\nserver: { listen: 127.0.0.1:0 }\nstate: state.sqlite\n"
             let configPath = directory.appendingPathComponent("routes.yaml").path
             try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let url = "http://127.0.0.1:\(port)"
 
-            let first = try await Self.launch(configPath: configPath, log: directory.appendingPathComponent("first.log").path, url: url, client: client)
+            let (first, url) = try await Self.launch(configPath: configPath, log: directory.appendingPathComponent("first.log").path, client: client)
             for i in 0..<4 { _ = try await Self.post(client, url, #"{"model":"auto","messages":[{"role":"user","content":"crash \#(i)"}]}"#) }
             #expect(try await Self.keyState(client, url, "openrouter#2") == "removed")
             // The background writer runs once a second; then the process dies without any chance to flush.
@@ -43,14 +42,14 @@ import Glibc
             #expect(first.terminationReason == .uncaughtSignal)
 
             fake.reset()
-            let second = try await Self.launch(configPath: configPath, log: directory.appendingPathComponent("second.log").path, url: url, client: client)
+            let (second, url2) = try await Self.launch(configPath: configPath, log: directory.appendingPathComponent("second.log").path, client: client)
             defer {
                 second.terminate()
                 second.waitUntilExit()
             }
-            #expect(try await Self.keyState(client, url, "openrouter#2") == "removed", "still out until its expiry")
-            #expect(try await Self.keyState(client, url, "openrouter#1") == "healthy")
-            for i in 0..<6 { _ = try await Self.post(client, url, #"{"model":"auto","messages":[{"role":"user","content":"again \#(i)"}]}"#) }
+            #expect(try await Self.keyState(client, url2, "openrouter#2") == "removed", "still out until its expiry")
+            #expect(try await Self.keyState(client, url2, "openrouter#1") == "healthy")
+            for i in 0..<6 { _ = try await Self.post(client, url2, #"{"model":"auto","messages":[{"role":"user","content":"again \#(i)"}]}"#) }
             let keys = fake.log().requests.map(\.key)
             #expect(keys.count == 6)
             #expect(!keys.contains("openrouter#2"), "\(keys)")
@@ -66,7 +65,8 @@ import Glibc
         try? await fake.shutdown()
     }
 
-    static func launch(configPath: String, log: String, url: String, client: HTTPClient) async throws -> Process {
+    /// Starts the gateway and waits for the address it logs; returns the process and its base URL.
+    static func launch(configPath: String, log: String, client: HTTPClient) async throws -> (Process, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve", "--config", configPath]
@@ -76,14 +76,19 @@ import Glibc
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        for _ in 0..<200 {
-            var request = HTTPClientRequest(url: url + "/healthz")
-            request.method = .GET
-            if let response = try? await client.execute(request, timeout: .seconds(1)), response.status == .ok { return process }
+        let marker = "switchyard listening on "
+        for _ in 0..<600 {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: marker) {
+                let url = String(text[range.upperBound...].prefix { !$0.isWhitespace })
+                return (process, url)
+            }
+            guard process.isRunning else { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.terminate()
-        throw CrashTestError(message: "the gateway did not start; see \(log)")
+        if process.isRunning { process.terminate() }
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        throw CrashTestError(message: "the gateway did not start: \(text.suffix(2000))")
     }
 
     static func post(_ client: HTTPClient, _ url: String, _ body: String) async throws -> Int {
@@ -107,20 +112,6 @@ import Glibc
             var keys: [Key]
         }
         return try JSONDecoder().decode(Stats.self, from: Data(body.readableBytesView)).keys.first { $0.label == label }?.state
-    }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw CrashTestError(message: "no free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
 

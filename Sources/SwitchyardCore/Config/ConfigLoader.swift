@@ -234,7 +234,7 @@ private struct TableBuilder {
 
     // MARK: providers and keys
 
-    static let providerFields = ["base_url", "kind", "keys", "keys_env", "account_limits", "sync_catalog", "http2", "headers"]
+    static let providerFields = ["base_url", "kind", "keys", "keys_env", "account_limits", "sync_catalog", "check_keys", "http2", "headers"]
     static let secretFieldNames = ["key", "api_key", "apikey", "value", "secret", "token"]
 
     func readProvider(
@@ -333,6 +333,7 @@ private struct TableBuilder {
                 id: providerID, name: name, kind: kind, baseURL: baseURL, headers: headers, keys: providerKeys,
                 accounts: providerAccounts,
                 syncCatalog: f.read("sync_catalog") { r in { r.bool($0, $1) } } ?? false,
+                checkKeys: f.read("check_keys") { r in { r.bool($0, $1) } } ?? false,
                 http2: f.read("http2") { r in { r.bool($0, $1) } } ?? false))
     }
 

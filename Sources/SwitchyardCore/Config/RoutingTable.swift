@@ -138,6 +138,8 @@ public struct Provider: Sendable {
     public var keys: [KeyID]
     public var accounts: [AccountID]
     public var syncCatalog: Bool
+    /// Verify every key against the provider once at start, before it takes traffic.
+    public var checkKeys: Bool
     public var http2: Bool
 }
 
@@ -200,6 +202,8 @@ public struct Model: Sendable {
     public var maxRequestTokens: Int?
     /// Why the model is listed even though it may be gone (a retired free variant, say).
     public var note: String?
+    /// Set when the provider's catalog no longer lists the model (`sync_catalog`): the planner skips it.
+    public var retired: String?
 }
 
 public enum Preference: String, Sendable, CaseIterable {

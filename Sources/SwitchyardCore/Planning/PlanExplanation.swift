@@ -55,6 +55,8 @@ public struct PlanExplanation: Sendable {
             let m = table.models[s.model]
             let reason: String
             switch s.reason {
+            case .retired:
+                reason = "retired: \(m.retired ?? "no longer listed by its provider")"
             case .contextTooSmall(let usable):
                 let margin = Int((table.routing.contextMargin * 100).rounded())
                 reason = "needs \(plan.neededTokens) tokens but its context \(m.context) leaves \(usable) usable (\(margin)% margin)"

@@ -24,6 +24,7 @@ public struct PlannedModel: Sendable, Equatable {
 }
 
 public enum SkipReason: Sendable, Equatable {
+    case retired
     case contextTooSmall(usable: Int)
     case requestTooLarge(limit: Int)
     case modelUnavailable
@@ -110,6 +111,10 @@ public struct RoutePlanner: Sendable {
 
         for modelID in route.rankedModels {
             let model = table.models[modelID]
+            if model.retired != nil {
+                skipped.append(SkippedModel(model: modelID, reason: .retired))
+                continue
+            }
             let usable = usableContext(model)
             if needed > usable {
                 skipped.append(SkippedModel(model: modelID, reason: .contextTooSmall(usable: usable)))
