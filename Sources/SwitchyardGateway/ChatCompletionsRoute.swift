@@ -12,6 +12,7 @@ struct ChatCompletionsRoute: Sendable {
     let cache: ResponseCache
     let flights = SingleFlight()
     let inFlight = InFlightLimit()
+    let clientLimit = ClientRateLimit()
     let auth: ClientAuth
     let clock: any WallClock
     let logger: Logger
@@ -40,6 +41,15 @@ struct ChatCompletionsRoute: Sendable {
         let started = Monotonic.now()
         let table = snapshot.table
         if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
+        if let perMinute = table.server.clientRequestsPerMinute,
+            let wait = clientLimit.admit(client: clientIdentity(request, context: context), perMinute: perMinute, at: clock.now())
+        {
+            let seconds = max(1, Int(wait.seconds.rounded(.up)))
+            return GatewayError(
+                status: .tooManyRequests, message: "this client is over its limit of \(perMinute) requests a minute; retry in \(seconds)s",
+                type: "rate_limit_error", code: "client_rate_limited", retryAfter: seconds
+            ).response()
+        }
         if let type = request.headers[.contentType], !type.lowercased().hasPrefix("application/json") {
             return GatewayError(
                 status: .unsupportedMediaType, message: "send the request as application/json (got \(type))", type: "invalid_request_error",
@@ -140,6 +150,12 @@ struct ChatCompletionsRoute: Sendable {
         headers[Self.attempts] = String(attempts)
         headers[Self.cache] = cacheHeader
         return error.response(headers: headers)
+    }
+
+    /// Who a per-client limit counts against: the client token, or the peer's address when the gateway is open.
+    func clientIdentity(_ request: Request, context: GatewayRequestContext) -> String {
+        if !auth.isOpen, let authorization = request.headers[.authorization] { return authorization }
+        return context.channel.remoteAddress?.ipAddress ?? "unknown"
     }
 
     /// Whose answers a request may see: its client token's, or everyone's with `scope: shared`.

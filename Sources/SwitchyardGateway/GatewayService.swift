@@ -25,10 +25,14 @@ extension Gateway {
     public func application(
         host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
-        let idle = store.snapshot.table.server.idleTimeout
+        let server = store.snapshot.table.server
+        let readTimeout = TimeAmount.nanoseconds(server.requestReadTimeout.nanoseconds)
         return Application(
             router: router(),
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(idle.nanoseconds))),
+            server: .http1(
+                configuration: .init(
+                    additionalChannelHandlers: [RequestReadTimeout(timeout: readTimeout)],
+                    idleTimeout: .nanoseconds(server.idleTimeout.nanoseconds))),
             configuration: .init(address: .hostname(host, port: port), serverName: "switchyard"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)

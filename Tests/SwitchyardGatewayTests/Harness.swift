@@ -7,6 +7,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardCore
 import SwitchyardGateway
+import Synchronization
 import Testing
 
 /// A gateway and a fake upstream on ephemeral loopback ports, with a manual clock for health time.
@@ -70,7 +71,7 @@ final class Harness: Sendable {
 
     init(
         config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-        statePath: String? = nil, edit: (inout RoutingTable) -> Void = { _ in }
+        statePath: String? = nil, logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
@@ -90,9 +91,10 @@ final class Harness: Sendable {
         self.clock = clock
         let store = SnapshotStore(RoutingSnapshot(table: table, now: clock.now()))
         self.store = store
-        var logger = Logger(label: "test")
-        // Hummingbird reports the test's own shutdown of the server at error level; only crashes matter here.
-        logger.logLevel = .critical
+        var logger = logs.map { capture in Logger(label: "test") { _ in capture } } ?? Logger(label: "test")
+        // Hummingbird reports the test's own shutdown of the server at error level; only crashes matter here,
+        // unless the test reads the logs.
+        logger.logLevel = logs == nil ? .critical : .trace
         let upstream = UpstreamClient(readTimeout: .seconds(10))
         self.upstream = upstream
         var gateway = Gateway(
@@ -184,10 +186,11 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 
 func withHarness(
     config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-    statePath: String? = nil, edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
+    statePath: String? = nil, logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
     let harness = try await Harness(
-        config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, edit: edit)
+        config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, logs: logs,
+        edit: edit)
     do {
         try await body(harness)
     } catch {
@@ -195,4 +198,23 @@ func withHarness(
         throw error
     }
     await harness.stop()
+}
+
+/// Keeps every log line (message and metadata) a test's gateway writes, at every level.
+final class LogCapture: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let all = metadata.merging(event.metadata ?? [:]) { $1 }
+        lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
+    }
+
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }

@@ -203,7 +203,9 @@ private struct TableBuilder {
         var server = ServerSettings()
         guard
             let f = reader.fields(
-                node, "server", allowed: ["listen", "client_tokens_env", "admin_token_env", "max_body_bytes", "max_in_flight", "idle_timeout"])
+                node, "server", allowed: ["listen", "client_tokens_env", "admin_token_env", "max_body_bytes", "max_in_flight", "idle_timeout",
+                    "request_read_timeout", "client_requests_per_minute",
+                ])
         else {
             return server
         }
@@ -220,6 +222,8 @@ private struct TableBuilder {
         f.assign("max_body_bytes", to: &server.maxBodyBytes) { reader.byteSize($0, $1) }
         f.assign("max_in_flight", to: &server.maxInFlight) { reader.int($0, $1, in: 1...10_000_000) }
         f.assign("idle_timeout", to: &server.idleTimeout) { reader.duration($0, $1) }
+        f.assign("request_read_timeout", to: &server.requestReadTimeout) { reader.duration($0, $1) }
+        server.clientRequestsPerMinute = f.read("client_requests_per_minute") { r in { r.int($0, $1, in: 1...10_000_000) } }
         return server
     }
 

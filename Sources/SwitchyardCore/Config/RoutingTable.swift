@@ -97,6 +97,11 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxInFlight: Int = 1024
     /// A connection silent this long is closed.
     public var idleTimeout: Duration = .seconds(60)
+    /// A request (headers and body) must arrive whole this long after the connection opened or the previous
+    /// answer ended; a client trickling bytes is cut off.
+    public var requestReadTimeout: Duration = .seconds(30)
+    /// Each client token (or address, with no tokens) may send this many requests a minute; nil: no limit.
+    public var clientRequestsPerMinute: Int?
     public init() {}
 }
 

@@ -1,0 +1,26 @@
+import Foundation
+import SwitchyardCore
+
+/// The request path's parsers on arbitrary bytes: the routing scan, the cache key, and an answer's reader.
+/// Any crash, hang or sanitizer report is a bug; a thrown scan error is the expected answer to bad input.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    if let summary = try? ChatRequestScan.scan(bytes) {
+        _ = summary.has(field: "model")
+        _ = CanonicalRequest.key(body: bytes, scope: "fuzz", defaults: ["temperature": "0.3"])
+    }
+    _ = CachedAnswer.fromCompletion(body: Array(bytes), modelName: "m", keyLabel: "k#1")
+    _ = UsageTokens.scan(bytes)
+    return 0
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzer(
+    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+) -> CInt
+
+var argc = CommandLine.argc
+var argv = CommandLine.unsafeArgv
+exit(runFuzzer(&argc, &argv) { data, size in fuzz(data, size) })

@@ -1,0 +1,118 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardGateway
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Slow clients, idle connections and per-client limits, through real sockets.
+@Suite struct ConnectionLimitTests {
+    static func limits(readTimeout: String = "30s", perMinute: Int? = nil) -> String {
+        Harness.config + "\nserver:\n  request_read_timeout: \(readTimeout)\n"
+            + (perMinute.map { "  client_requests_per_minute: \($0)\n" } ?? "")
+    }
+
+    @Test func aClientTricklingItsHeadersIsCutOffWhileOthersAreServed() async throws {
+        try await withHarness(config: Self.limits(readTimeout: "1s")) { h in
+            let fd = try RawConnection.open(port: h.port)
+            defer { close(fd) }
+            let header = Array("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".utf8)
+            let started = Date()
+            var sent = 0
+            var cutOff: Double?
+            // One header byte every 100 ms: the idle timeout alone would never fire.
+            while sent < header.count, Date().timeIntervalSince(started) < 5 {
+                let ok = header[sent..<sent + 1].withUnsafeBytes { send(fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) } == 1
+                if !ok || RawConnection.isClosed(fd) {
+                    cutOff = Date().timeIntervalSince(started)
+                    break
+                }
+                sent += 1
+                if sent % 5 == 0 { #expect(try await h.post(chat("meanwhile \(sent)")).status == 200) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let after = try #require(cutOff, "the trickling client was never cut off")
+            #expect(after >= 0.9 && after < 2.5, "cut off after \(after) s")
+            #expect(try await h.post(chat("after the slow client")).status == 200)
+        }
+    }
+
+    @Test func twoThousandIdleConnectionsDoNotStopNormalTraffic() async throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        if limit.rlim_cur < 8192 {
+            limit.rlim_cur = min(limit.rlim_max, 8192)
+            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        try await withHarness(config: Self.limits(readTimeout: "30s")) { h in
+            var idle: [Int32] = []
+            defer { for fd in idle { close(fd) } }
+            let rssBefore = RawConnection.residentBytes()
+            for _ in 0..<2000 { idle.append(try RawConnection.open(port: h.port)) }
+            // Half of them have started a request and stalled mid-header.
+            for fd in idle.prefix(1000) { _ = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) } }
+            let started = Date()
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<200 { group.addTask { try await h.post(chat("busy \(i)")).status } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(Dictionary(grouping: statuses, by: { $0 }).mapValues(\.count))")
+            #expect(Date().timeIntervalSince(started) < 20)
+            let open = idle.filter { !RawConnection.isClosed($0) }.count
+            #expect(open == 2000, "idle connections are held, not refused, until their timeouts")
+            let grown = RawConnection.residentBytes() - rssBefore
+            #expect(grown < 200 << 20, "2,000 connections cost \(grown >> 20) MB")
+        }
+    }
+
+    @Test func aClientOverItsRateGets429WithRetryAfterAndOthersDoNot() async throws {
+        try await withHarness(config: Self.limits(perMinute: 3), tokens: ["app-a", "app-b"]) { h in
+            let a = [("authorization", "Bearer app-a")]
+            var statuses: [Int] = []
+            for i in 0..<4 { statuses.append(try await h.post(chat("a \(i)"), headers: a).status) }
+            #expect(statuses == [200, 200, 200, 429])
+            let refused = try await h.post(chat("a again"), headers: a)
+            #expect(refused.status == 429)
+            #expect(refused.body.contains("client_rate_limited"))
+            #expect((Int(refused.header("retry-after") ?? "") ?? 0) >= 1)
+            #expect(try await h.post(chat("b 1"), headers: [("authorization", "Bearer app-b")]).status == 200)
+            #expect(h.upstreamRequests().count == 4, "refused requests never reach an upstream")
+            // The bucket refills at 3 a minute: one more after 20 s.
+            h.clock.advance(by: .seconds(21))
+            #expect(try await h.post(chat("a later"), headers: a).status == 200)
+        }
+    }
+}
+
+enum RawConnection {
+    static func open(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw CrashTestError(message: "socket: errno \(errno)") }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            close(fd)
+            throw CrashTestError(message: "connect: errno \(errno)")
+        }
+        return fd
+    }
+
+    /// Whether the peer has closed (or reset) the connection, without blocking.
+    static func isClosed(_ fd: Int32) -> Bool {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&pfd, 1, 0) > 0 else { return false }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) <= 0
+    }
+
+    static func residentBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        return fields.count > 1 ? (Int(fields[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+}
