@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -28,7 +29,7 @@ extension Gateway {
         let server = store.snapshot.table.server
         let readTimeout = TimeAmount.nanoseconds(server.requestReadTimeout.nanoseconds)
         return Application(
-            router: router(),
+            responder: OpenAIErrorResponder(inner: router().buildResponder()),
             server: .http1(
                 configuration: .init(
                     additionalChannelHandlers: [RequestReadTimeout(timeout: readTimeout)],
@@ -43,5 +44,26 @@ extension Gateway {
     /// Serves until the calling task is cancelled: for tests and for embedding the gateway in another process.
     public func serve(host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await application(host: host, port: port, onRunning: onRunning).runService(gracefulShutdownSignals: [])
+    }
+}
+
+/// Turns the router's own errors (no such path, a body it could not read) into OpenAI's error shape, so
+/// every answer a client gets parses the same way. Hummingbird answers those with an empty body and no
+/// content type, which none of the gateway's own answers lack; checking that costs two comparisons.
+struct OpenAIErrorResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context == GatewayRequestContext {
+    let inner: Inner
+
+    func respond(to request: Request, context: GatewayRequestContext) async throws -> Response {
+        let response = try await inner.respond(to: request, context: context)
+        guard response.status.code >= 400, response.headers[.contentType] == nil else { return response }
+        let message =
+            switch response.status {
+            case .notFound: "no such endpoint: \(request.method) \(request.uri.path)"
+            case .contentTooLarge: "the request body is over the gateway's max_body_bytes"
+            default: response.status.reasonPhrase
+            }
+        let type = response.status.code >= 500 ? "server_error" : "invalid_request_error"
+        return GatewayError(status: response.status, message: message, type: type, code: response.status == .notFound ? "not_found" : response.status == .contentTooLarge ? "request_too_large" : nil)
+            .response()
     }
 }

@@ -195,6 +195,14 @@ import Testing
             #expect(noMessages.body.contains("'messages' is required"))
             let wrongType = try await h.post(chat(), headers: [("content-type", "text/plain")])
             #expect(wrongType.status == 415)
+            // Paths and bodies the router itself refuses answer in the same shape.
+            let unknown = try await h.get("/v1/nothing")
+            #expect(unknown.status == 404)
+            #expect(unknown.body.contains(#""code":"not_found""#))
+            #expect(unknown.header("content-type") == "application/json")
+            let tooBig = try await h.post(chat(String(repeating: "a", count: 5 << 20)))
+            #expect(tooBig.status == 413)
+            #expect(tooBig.body.contains("request_too_large"))
             #expect(h.fake.log().total == 0)
         }
     }
