@@ -22,6 +22,11 @@ struct StateStore: Sendable {
           day_start_ms INTEGER NOT NULL, today INTEGER NOT NULL, saved_ms INTEGER NOT NULL)
         """,
         """
+        CREATE TABLE IF NOT EXISTS key_quota (
+          name TEXT PRIMARY KEY, exhausted_until_ms INTEGER, reason TEXT NOT NULL, minute_ms TEXT NOT NULL,
+          day_start_ms INTEGER NOT NULL, today INTEGER NOT NULL, saved_ms INTEGER NOT NULL)
+        """,
+        """
         CREATE TABLE IF NOT EXISTS daily_usage (
           day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, requests INTEGER NOT NULL, failures INTEGER NOT NULL,
           prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, PRIMARY KEY (day, key, model))
@@ -59,17 +64,22 @@ struct StateStore: Sendable {
                     reason: row.column("reason")?.string ?? "", disableLevel: row.column("disable_level")?.integer ?? 0,
                     removalLevel: row.column("removal_level")?.integer ?? 0))
         }
-        for row in try await db.query("SELECT name, exhausted_until_ms, reason, minute_ms, day_start_ms, today FROM account_state") {
-            guard let name = row.column("name")?.string else { continue }
+        saved.accounts = try await counts(in: "account_state")
+        saved.keyQuotas = try await counts(in: "key_quota")
+        return saved
+    }
+
+    /// Reads quota counts saved in `table` (`account_state` or `key_quota`, which share their columns).
+    private func counts(in table: String) async throws -> [SavedState.Account] {
+        try await db.query("SELECT name, exhausted_until_ms, reason, minute_ms, day_start_ms, today FROM \(table)").compactMap { row in
+            guard let name = row.column("name")?.string else { return nil }
             let minute = (row.column("minute_ms")?.string ?? "").split(separator: ",").compactMap { Int64($0) }
                 .map { Timestamp(millisecondsSinceEpoch: $0) }
-            saved.accounts.append(
-                SavedState.Account(
-                    name: name, exhaustedUntil: Self.timestamp(row.column("exhausted_until_ms")), reason: row.column("reason")?.string ?? "",
-                    minute: minute, dayStart: Self.timestamp(row.column("day_start_ms")) ?? Timestamp(nanosecondsSinceEpoch: 0),
-                    today: row.column("today")?.integer ?? 0))
+            return SavedState.Account(
+                name: name, exhaustedUntil: Self.timestamp(row.column("exhausted_until_ms")), reason: row.column("reason")?.string ?? "",
+                minute: minute, dayStart: Self.timestamp(row.column("day_start_ms")) ?? Timestamp(nanosecondsSinceEpoch: 0),
+                today: row.column("today")?.integer ?? 0)
         }
-        return saved
     }
 
     /// Replaces the saved health and adds the usage counted since the last write, in one transaction.
@@ -86,12 +96,14 @@ struct StateStore: Sendable {
                         .integer(k.removalLevel), saved,
                     ])
             }
-            _ = try await db.query("DELETE FROM account_state")
-            for a in state.accounts {
-                let minute = a.minute.map { String($0.millisecondsSinceEpoch) }.joined(separator: ",")
-                _ = try await db.query(
-                    "INSERT INTO account_state VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [.text(a.name), Self.data(a.exhaustedUntil), .text(a.reason), .text(minute), Self.data(a.dayStart), .integer(a.today), saved])
+            for (table, rows) in [("account_state", state.accounts), ("key_quota", state.keyQuotas)] {
+                _ = try await db.query("DELETE FROM \(table)")
+                for a in rows {
+                    let minute = a.minute.map { String($0.millisecondsSinceEpoch) }.joined(separator: ",")
+                    _ = try await db.query(
+                        "INSERT INTO \(table) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [.text(a.name), Self.data(a.exhaustedUntil), .text(a.reason), .text(minute), Self.data(a.dayStart), .integer(a.today), saved])
+                }
             }
             for row in usage {
                 _ = try await db.query(

@@ -90,3 +90,37 @@ struct UsageLedgerTests {
         #expect(UsageTokens.scan(#"{"choices":[]}"#) == (0, 0))
     }
 }
+
+struct KeyQuotaTests {
+    let now = Fixtures.start
+
+    @Test func aKeyWithItsOwnLimitIsSkippedAtItWhileItsAccountSiblingServes() throws {
+        let table = try Fixtures.table(
+            Fixtures.yaml.replacingOccurrences(of: "- { env: K1, account: main }", with: "- { env: K1, account: main, requests_per_minute: 2 }"))
+        #expect(table.keys[0].requestsPerMinute == 2)
+        let book = HealthBook(table: table, now: now)
+        let usable = { (k: KeyID, t: Timestamp) in book.withView { $0.isKeyUsable(k, at: t) } }
+        #expect(book.beginAttempt(key: 0, model: 0, at: now).allowed)
+        #expect(book.beginAttempt(key: 0, model: 0, at: now + .seconds(1)).allowed)
+        #expect(!usable(0, now + .seconds(2)))
+        #expect(!book.beginAttempt(key: 0, model: 0, at: now + .seconds(2)).allowed, "no third send in the minute")
+        #expect(usable(1, now + .seconds(2)), "the account's other key has no limit of its own")
+        #expect(book.keyState(0, at: now + .seconds(2)).reason == "key at its configured limit")
+        #expect(book.earliestRecovery(of: [0], at: now + .seconds(2)) == now + .seconds(60))
+        #expect(usable(0, now + .seconds(60)))
+
+        // Its counts survive a restart.
+        let saved = book.savedState(at: now + .seconds(2))
+        #expect(saved.keyQuotas.map(\.name) == ["openrouter#1"])
+        let after = HealthBook(table: table, now: now + .seconds(3))
+        _ = after.restore(saved, at: now + .seconds(3))
+        #expect(!after.withView { $0.isKeyUsable(0, at: now + .seconds(3)) })
+    }
+
+    @Test func anUnknownKeyFieldIsNamedWithItsLine() throws {
+        let yaml = Fixtures.yaml.replacingOccurrences(of: "- { env: K1, account: main }", with: "- { env: K1, account: main, request_per_minute: 2 }")
+        let error = #expect(throws: ConfigError.self) { try Fixtures.table(yaml) }
+        #expect(error?.description.contains("routes.yaml:5:35: providers.openrouter.keys[0].request_per_minute") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("did you mean 'requests_per_minute'") == true)
+    }
+}

@@ -280,26 +280,30 @@ import Testing
 }
 
 @Suite struct AccountLimitGatewayTests {
-    @Test func noRequestGoesOverAnAccountsLimitAndTheClientHearsWhenToComeBack() async throws {
+    @Test func anAccountAt20RequestsAMinuteGetsNo21stUntilTheMinuteResets() async throws {
+        // The free tier's 20 a minute, per account, configured and enforced by the fake upstream alike.
         let config = Harness.config.replacingOccurrences(
             of: "      - { env: K4, account: b }\n",
-            with: "      - { env: K4, account: b }\n    account_limits: { requests_per_minute: 3 }\n")
+            with: "      - { env: K4, account: b }\n    account_limits: { requests_per_minute: 20 }\n")
         #expect(config.contains("account_limits"))
         let accounts = "accounts: { a: [\(Harness.key(1)), \(Harness.key(2))], b: [\(Harness.key(3)), \(Harness.key(4))] }"
-        try await withHarness(config: config, script: "default: { requests_per_minute: 3 }\n" + accounts) { h in
+        try await withHarness(config: config, script: "default: { requests_per_minute: 20 }\n" + accounts) { h in
             var statuses: [Int] = []
             var retryAfter: [String] = []
-            for i in 0..<9 {
+            for i in 0..<45 {
                 let reply = try await h.post(chat("quota \(i)"))
                 statuses.append(reply.status)
                 if reply.status == 503 { retryAfter.append(reply.header("retry-after") ?? "") }
             }
-            #expect(statuses.filter { $0 == 200 }.count == 6, "\(statuses)")
-            #expect(statuses.filter { $0 == 503 }.count == 3)
+            #expect(statuses.filter { $0 == 200 }.count == 40, "20 per account, two accounts")
+            #expect(statuses.filter { $0 == 503 }.count == 5)
             #expect(retryAfter.allSatisfy { (Int($0) ?? 0) > 0 && (Int($0) ?? 0) <= 60 })
+            let perKey = Dictionary(grouping: h.upstreamRequests(), by: \.key).mapValues(\.count)
+            #expect((perKey["openrouter#1"] ?? 0) + (perKey["openrouter#2"] ?? 0) == 20, "no 21st request on account a: \(perKey)")
             #expect(h.fake.log().perAction["quota_429"] == nil, "the upstream never had to refuse")
             #expect(h.keyState("openrouter#1") == "rate_limited")
             h.clock.advance(by: .seconds(61))
+            // The gateway's minute has moved on (the fake's real-time one has not, so nothing is sent here).
             #expect(h.keyState("openrouter#1") == "healthy")
         }
     }

@@ -278,15 +278,15 @@ private struct TableBuilder {
         }
 
         // Key declarations in order; each declared position gets a stable label even if its variable is unset.
-        var declared: [(env: String, account: String?, node: Node)] = []
+        var declared: [(env: String, account: String?, node: Node, perMinute: Int?, perDay: Int?)] = []
         if let keysNode = f["keys"], let items = reader.list(keysNode, f.path("keys")) {
             for item in items {
-                if let decl = readKeyDeclaration(item.node, item.path) { declared.append((decl.env, decl.account, item.node)) }
+                if let decl = readKeyDeclaration(item.node, item.path) { declared.append((decl.env, decl.account, item.node, decl.perMinute, decl.perDay)) }
             }
         }
         if let shorthand = f["keys_env"], let items = reader.list(shorthand, f.path("keys_env")) {
             for item in items {
-                if let env = variableName(item.node, item.path) { declared.append((env, nil, item.node)) }
+                if let env = variableName(item.node, item.path) { declared.append((env, nil, item.node, nil, nil)) }
             }
         }
         if f["keys"] == nil && f["keys_env"] == nil {
@@ -328,7 +328,7 @@ private struct TableBuilder {
             let keyID = keys.count
             keys.append(
                 APIKey(id: keyID, provider: providerID, account: accountID, label: label, env: decl.env, secret: Secret(value),
-                       isPlaceholder: found == nil))
+                       isPlaceholder: found == nil, requestsPerMinute: decl.perMinute, requestsPerDay: decl.perDay))
             accounts[accountID].keys.append(keyID)
             providerKeys.append(keyID)
         }
@@ -341,7 +341,15 @@ private struct TableBuilder {
                 http2: f.read("http2") { r in { r.bool($0, $1) } } ?? false))
     }
 
-    func readKeyDeclaration(_ node: Node, _ path: String) -> (env: String, account: String?)? {
+    /// A key's own quota, when `requests_per_minute` / `requests_per_day` are given beside its `env`.
+    struct KeyDeclaration {
+        var env: String
+        var account: String?
+        var perMinute: Int?
+        var perDay: Int?
+    }
+
+    func readKeyDeclaration(_ node: Node, _ path: String) -> KeyDeclaration? {
         if case .scalar(let scalar) = node {
             if DotEnv.isVariableName(scalar.string) {
                 reader.error(node, path, "write { env: \(scalar.string) } or list it under keys_env")
@@ -353,6 +361,8 @@ private struct TableBuilder {
         guard let entries = reader.entries(node, path) else { return nil }
         var env: String?
         var account: String?
+        var perMinute: Int?
+        var perDay: Int?
         for (key, keyNode, value) in entries {
             let fieldPath = NodeReader.join(path, key)
             switch key {
@@ -369,16 +379,20 @@ private struct TableBuilder {
                 }
             case "account":
                 account = reader.string(value, fieldPath)
+            case "requests_per_minute":
+                perMinute = reader.int(value, fieldPath, in: 1...1_000_000_000)
+            case "requests_per_day":
+                perDay = reader.int(value, fieldPath, in: 1...1_000_000_000)
             case let name where Self.secretFieldNames.contains(name):
                 reader.error(keyNode, fieldPath, "key values are not accepted in routes.yaml; put the key in the environment or env_file and write { env: VARIABLE }")
             default:
-                reader.error(keyNode, fieldPath, "unknown field '\(key)'\(Suggestion.didYouMean(key, among: ["env", "account"]))")
+                reader.error(keyNode, fieldPath, "unknown field '\(key)'\(Suggestion.didYouMean(key, among: ["env", "account", "requests_per_minute", "requests_per_day"]))")
             }
         }
         if env == nil, !entries.contains(where: { $0.key == "env" || Self.secretFieldNames.contains($0.key) }) {
             reader.error(node, path, "missing required field 'env'")
         }
-        return env.map { ($0, account) }
+        return env.map { KeyDeclaration(env: $0, account: account, perMinute: perMinute, perDay: perDay) }
     }
 
     // MARK: models and routes

@@ -169,6 +169,9 @@ public struct APIKey: Sendable, CustomStringConvertible {
     public var secret: Secret
     /// A stand-in for an unset variable, so `explain` can show routing before keys exist.
     public var isPlaceholder = false
+    /// The key's own quota, on top of its account's (`{ env: K, requests_per_minute: 10 }`).
+    public var requestsPerMinute: Int?
+    public var requestsPerDay: Int?
 
     public var masked: String { secret.masked }
     public var description: String { "\(label) (\(masked))" }

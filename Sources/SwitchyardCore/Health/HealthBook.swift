@@ -67,12 +67,15 @@ public final class HealthBook: Sendable {
             var events: [HealthEvent] = []
             // Account, provider and model first: claiming a probing key's one trial must not be wasted.
             guard s.accounts[s.keyAccount[key]].isUsable(at: now), s.providers[s.keyProvider[key]].isUsable(at: now),
-                s.isModelUsable(model, at: now)
+                s.isModelUsable(model, at: now), s.keyQuotaAllows(key, at: now)
             else { return (false, events) }
             let (allowed, transition) = s.keys[key].beginAttempt(at: now)
             if let transition { events.append(s.event(key: key, transition, at: now)) }
-            // The request is about to be sent: it counts toward the account's limits.
-            if allowed { s.accounts[s.keyAccount[key]].count(at: now) }
+            // The request is about to be sent: it counts toward the account's limits and the key's own.
+            if allowed {
+                s.accounts[s.keyAccount[key]].count(at: now)
+                if s.keyHasQuota[key] { s.keyQuotas[key].count(at: now) }
+            }
             return (allowed, events)
         }
     }
@@ -107,6 +110,9 @@ public final class HealthBook: Sendable {
                 if let until = a.exhaustedUntil, until > now { return (.rateLimited(until: until), "account: \(a.reason)") }
                 return (.rateLimited(until: a.capacityReturns(at: now) ?? now), "account \(table.accounts[table.keys[key].account].name) \(a.limitReason(at: now))")
             }
+            if !s.keyQuotaAllows(key, at: now), effective == .healthy {
+                return (.rateLimited(until: s.keyQuotas[key].capacityReturns(at: now) ?? now), "key at its configured limit")
+            }
             if !s.providers[table.keys[key].provider].isUsable(at: now), effective == .healthy {
                 let p = s.providers[table.keys[key].provider]
                 return (.cooling(until: p.incidentUntil ?? now), "provider incident: \(p.reason)")
@@ -132,6 +138,7 @@ public final class HealthBook: Sendable {
                 if let t = s.keys[k].effectiveState(at: now).until { candidates.append(t) }
                 if let t = s.accounts[table.keys[k].account].exhaustedUntil, t > now { candidates.append(t) }
                 if let t = s.accounts[table.keys[k].account].capacityReturns(at: now) { candidates.append(t) }
+                if s.keyHasQuota[k], let t = s.keyQuotas[k].capacityReturns(at: now) { candidates.append(t) }
                 if let t = s.providers[table.keys[k].provider].incidentUntil, t > now { candidates.append(t) }
                 return candidates.max()
             }.min()
@@ -214,6 +221,9 @@ public struct HealthState: HealthView, Sendable {
     var models: [ModelHealth]
     var accounts: [AccountHealth]
     var providers: [ProviderHealth]
+    /// Each key's own quota counts (`requests_per_minute` / `requests_per_day` on the key); used where `keyHasQuota`.
+    var keyQuotas: [AccountHealth]
+    let keyHasQuota: [Bool]
     let keyAccount: [AccountID]
     let keyProvider: [ProviderID]
     let keyLabels: [String]
@@ -227,6 +237,8 @@ public struct HealthState: HealthView, Sendable {
         models = table.models.map { _ in ModelHealth(settings: table.health, now: now) }
         accounts = table.accounts.map { AccountHealth(requestsPerMinute: $0.requestsPerMinute, requestsPerDay: $0.requestsPerDay) }
         providers = table.providers.map { _ in ProviderHealth() }
+        keyQuotas = table.keys.map { AccountHealth(requestsPerMinute: $0.requestsPerMinute, requestsPerDay: $0.requestsPerDay) }
+        keyHasQuota = table.keys.map { $0.requestsPerMinute != nil || $0.requestsPerDay != nil }
         keyAccount = table.keys.map(\.account)
         keyProvider = table.keys.map(\.provider)
         keyLabels = table.keys.map(\.label)
@@ -238,8 +250,15 @@ public struct HealthState: HealthView, Sendable {
 
     public func isKeyUsable(_ key: KeyID, at now: Timestamp) -> Bool {
         keys[key].isUsable(at: now) && accounts[keyAccount[key]].isUsable(at: now)
-            && providers[keyProvider[key]].isUsable(at: now)
+            && providers[keyProvider[key]].isUsable(at: now) && keyQuotaAllows(key, at: now)
     }
+
+    /// Whether the key's own configured quota has room (always, when it has none).
+    func keyQuotaAllows(_ key: KeyID, at now: Timestamp) -> Bool {
+        !keyHasQuota[key] || keyQuotas[key].hasCapacity(at: now)
+    }
+
+    public func keyQuota(_ key: KeyID) -> AccountHealth { keyQuotas[key] }
 
     public func isModelUsable(_ model: ModelID, at now: Timestamp) -> Bool {
         models[model].isUsable(at: now)
@@ -334,6 +353,9 @@ public struct HealthState: HealthView, Sendable {
             guard let previous = oldTable.keys.first(where: { $0.label == key.label && $0.secret == key.secret }) else { continue }
             keys[key.id] = old.keys[previous.id]
             keys[key.id].settings = newTable.health
+            keyQuotas[key.id] = old.keyQuotas[previous.id]
+            keyQuotas[key.id].requestsPerMinute = key.requestsPerMinute
+            keyQuotas[key.id].requestsPerDay = key.requestsPerDay
         }
         for model in newTable.models {
             guard let previous = oldTable.model(named: model.name) else { continue }

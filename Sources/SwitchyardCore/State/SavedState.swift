@@ -47,10 +47,13 @@ public struct SavedState: Sendable, Equatable {
 
     public var keys: [Key]
     public var accounts: [Account]
+    /// The counts of keys with a quota of their own, by label (`name`).
+    public var keyQuotas: [Account]
 
-    public init(keys: [Key] = [], accounts: [Account] = []) {
+    public init(keys: [Key] = [], accounts: [Account] = [], keyQuotas: [Account] = []) {
         self.keys = keys
         self.accounts = accounts
+        self.keyQuotas = keyQuotas
     }
 
     /// A short one-way digest of a key value: enough to recognise it, useless to anyone who reads it.
@@ -93,9 +96,16 @@ extension HealthBook {
                         label: key.label, fingerprint: SavedState.fingerprint(key.secret), state: kept.name, until: kept.until,
                         reason: h.reason, disableLevel: h.disableLevel, removalLevel: h.removalLevel))
             }
+            let horizon = now - .seconds(60)
+            for key in table.keys where s.keyHasQuota[key.id] {
+                let q = s.keyQuota(key.id)
+                saved.keyQuotas.append(
+                    SavedState.Account(
+                        name: key.label, exhaustedUntil: nil, reason: "", minute: q.minute.filter { $0 > horizon }, dayStart: q.dayStart,
+                        today: q.today))
+            }
             for account in table.accounts {
                 let a = s.accountHealth(account.id)
-                let horizon = now - .seconds(60)
                 saved.accounts.append(
                     SavedState.Account(
                         name: account.name, exhaustedUntil: a.exhaustedUntil.flatMap { $0 > now ? $0 : nil }, reason: a.reason,
@@ -136,6 +146,10 @@ extension HealthBook {
                             subject: .account(account.id), name: account.name, from: "healthy", to: "exhausted",
                             reason: "restored: \(record.reason)", until: until, at: now))
                 }
+            }
+            for record in saved.keyQuotas {
+                guard let key = table.keys.first(where: { $0.label == record.name }), s.keyHasQuota[key.id] else { continue }
+                s.keyQuotas[key.id].restore(minute: record.minute, dayStart: record.dayStart, today: record.today, exhaustedUntil: nil, reason: "")
             }
             return events
         }
