@@ -34,10 +34,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // The one lock type, shared by the gateway and the fake upstream (see Locked.swift for why not Mutex).
+        .target(name: "Locking", swiftSettings: swiftSettings),
         // Pure decision logic: config, planner, health, classifier, retry policy. No sockets.
         .target(
             name: "SwitchyardCore",
             dependencies: [
+                "Locking",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -47,6 +50,7 @@ let package = Package(
         .target(
             name: "SwitchyardGateway",
             dependencies: [
+                "Locking",
                 "SwitchyardCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -66,6 +70,7 @@ let package = Package(
         .target(
             name: "FakeUpstream",
             dependencies: [
+                "Locking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -121,6 +126,7 @@ let package = Package(
             dependencies: [
                 // The crash-recovery test runs the gateway binary as its own process.
                 "switchyard",
+                "Locking",
                 "SwitchyardGateway",
                 "SwitchyardCore",
                 "FakeUpstream",

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// One request as the fake saw it, for `GET /_control/log`.
 public struct FakeLogEntry: Sendable, Codable, Equatable {
@@ -57,10 +57,10 @@ final class FakeUpstreamState: Sendable {
     /// The log keeps this many recent requests; the counters count them all.
     static let logCapacity = 500_000
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
 
     init(script: FakeScript) {
-        state = Mutex(State(script: script, startedAt: Date()))
+        state = Locked(State(script: script, startedAt: Date()))
     }
 
     var script: FakeScript { state.withLock { $0.script } }

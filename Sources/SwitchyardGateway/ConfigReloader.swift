@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
-import Synchronization
+import Locking
 import SwitchyardCore
 import UnixSignals
 
@@ -25,7 +25,7 @@ public final class ConfigReloader: Service, Sendable {
     let clock: any WallClock
     let logger: Logger
     let pollEvery: Duration
-    private let state: Mutex<(status: Status, stamps: [String: Double])>
+    private let state: Locked<(status: Status, stamps: [String: Double])>
 
     public init(
         path: String, environment: @escaping @Sendable () -> [String: String] = { ProcessInfo.processInfo.environment },
@@ -39,7 +39,7 @@ public final class ConfigReloader: Service, Sendable {
         self.logger = logger
         self.pollEvery = pollEvery
         let status = Status(file: path, loadedAt: clock.now(), reloads: 0, failures: 0, lastError: [])
-        state = Mutex((status, [:]))
+        state = Locked((status, [:]))
         state.withLock { $0.stamps = Self.stamps(self.watchedFiles()) }
     }
 

@@ -1,5 +1,5 @@
 import Logging
-import Synchronization
+import Locking
 import SwitchyardCore
 
 /// Running totals and the latest state changes, for `/admin/stats`, the dashboard and `/metrics`.
@@ -37,7 +37,7 @@ public final class GatewayActivity: Sendable {
 
     /// How many state changes are kept.
     static let eventCapacity = 50
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -1,12 +1,12 @@
 import Prometheus
-import Synchronization
+import Locking
 import SwitchyardCore
 
 /// Every metric the gateway exposes, declared here and nowhere else (a name registered twice with different
 /// labels or types is a crash in swift-prometheus). Labels carry key labels (`openrouter#2`), never key values.
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let reported = Mutex((cache: CacheStats(), reloads: 0, failures: 0))
+    private let reported = Locked((cache: CacheStats(), reloads: 0, failures: 0))
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 import SwitchyardCore
 
 /// Everything a request needs to route, built once per routing table and swapped whole on reload:
@@ -43,10 +43,10 @@ public final class SnapshotStore: Sendable {
         var listings: [String: ModelListing] = [:]
     }
 
-    private let current: Mutex<State>
+    private let current: Locked<State>
 
     public init(_ snapshot: RoutingSnapshot) {
-        current = Mutex(State(snapshot: snapshot, base: snapshot.table))
+        current = Locked(State(snapshot: snapshot, base: snapshot.table))
     }
 
     public var snapshot: RoutingSnapshot { current.withLock { $0.snapshot } }

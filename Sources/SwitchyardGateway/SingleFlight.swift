@@ -1,4 +1,5 @@
 import NIOCore
+import Locking
 import Synchronization
 import SwitchyardCore
 
@@ -6,7 +7,7 @@ import SwitchyardCore
 /// its answer, each with its own deadline and disconnect handling. A leader whose answer cannot be stored
 /// (a failure, a `length` cut) releases the followers to try on their own.
 final class SingleFlight: Sendable {
-    private let flights = Mutex<[CacheKey: Flight]>([:])
+    private let flights = Locked<[CacheKey: Flight]>([:])
 
     enum Role {
         case leader(FlightTicket)
@@ -64,7 +65,7 @@ final class Flight: Sendable {
         var nextWaiter = 0
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     func complete(_ answer: CachedAnswer?) {
         let waiters = state.withLock { s -> [CheckedContinuation<CachedAnswer?, Never>] in

@@ -1,6 +1,6 @@
 import Logging
 import ServiceLifecycle
-import Synchronization
+import Locking
 import SwitchyardCore
 
 /// Keeps health and usage in the state file: loads them before the gateway serves, writes what changed
@@ -16,7 +16,7 @@ public final class StatePersister: Service, Sendable {
     let every: Duration
     /// Daily totals are kept this many days.
     static let keepDays = 30
-    private let tail = Mutex<Task<Void, Never>?>(nil)
+    private let tail = Locked<Task<Void, Never>?>(nil)
 
     public var path: String { database.path }
 

@@ -7,7 +7,7 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardCore
 import SwitchyardGateway
-import Synchronization
+import Locking
 import Testing
 
 /// A gateway and a fake upstream on ephemeral loopback ports, with a manual clock for health time.
@@ -116,7 +116,10 @@ final class Harness: Sendable {
         server = Task { try await app.runService(gracefulShutdownSignals: []) }
         var iterator = ports.makeAsyncIterator()
         port = await iterator.next() ?? 0
-        client = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Enough connections that a thousand requests at once do not wait out the pool's timeout (under TSan too).
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     func stop() async {
@@ -202,7 +205,7 @@ func withHarness(
 
 /// Keeps every log line (message and metadata) a test's gateway writes, at every level.
 final class LogCapture: LogHandler, @unchecked Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace
 

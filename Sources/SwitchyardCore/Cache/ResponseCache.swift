@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Counters for `/admin/stats` and metrics.
 public struct CacheStats: Sendable, Equatable {
@@ -53,10 +53,10 @@ public final class ResponseCache: Sendable {
         var limits: Limits
     }
 
-    private let store: Mutex<Store>
+    private let store: Locked<Store>
 
     public init(limits: Limits) {
-        store = Mutex(Store(limits: limits))
+        store = Locked(Store(limits: limits))
     }
 
     public var limits: Limits {

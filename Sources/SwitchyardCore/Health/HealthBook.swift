@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// What the planner needs to know about health, read under one lock per plan.
 public protocol HealthView {
@@ -40,7 +40,7 @@ public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
 /// (whose fault an outcome is) and applies it atomically. Nothing here blocks or does I/O.
 public final class HealthBook: Sendable {
     public let table: RoutingTable
-    private let state: Mutex<HealthState>
+    private let state: Locked<HealthState>
 
     public init(table: RoutingTable, now: Timestamp, carryingOver previous: HealthBook? = nil) {
         self.table = table
@@ -48,7 +48,7 @@ public final class HealthBook: Sendable {
         if let previous {
             previous.state.withLock { old in initial.carryOver(from: old, oldTable: previous.table, newTable: table) }
         }
-        state = Mutex(initial)
+        state = Locked(initial)
     }
 
     /// Runs `body` with a consistent view of all health; keep it short, it holds the lock.

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 /// Per-client request rate limit (`server.client_requests_per_minute`): a token bucket per client token
 /// (or per address when the gateway is open), so one app cannot spend every account's quota.
@@ -11,7 +11,7 @@ public final class ClientRateLimit: Sendable {
         var updated: Timestamp
     }
 
-    private let buckets = Mutex<[String: Bucket]>([:])
+    private let buckets = Locked<[String: Bucket]>([:])
     /// Past this many clients, full buckets are swept before a new one is added.
     static let sweepAbove = 4096
 

@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import Locking
 
 /// One day's totals for one key and model.
 public struct UsageRow: Sendable, Equatable {
@@ -53,7 +53,7 @@ public final class UsageLedger: Sendable {
         var totals: [Slot: Counts] = [:]
     }
 
-    private let books = Mutex(Books())
+    private let books = Locked(Books())
 
     public init() {}
 

@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 
 #if canImport(Glibc)
 import Glibc
@@ -89,10 +89,10 @@ public struct SystemClock: WallClock {
 
 /// A clock that moves only when told: for tests.
 public final class ManualClock: WallClock {
-    private let current: Mutex<Timestamp>
+    private let current: Locked<Timestamp>
 
     public init(_ start: Timestamp = Timestamp(secondsSinceEpoch: 1_800_000_000)) {
-        current = Mutex(start)
+        current = Locked(start)
     }
 
     public func now() -> Timestamp { current.withLock { $0 } }
