@@ -208,7 +208,8 @@ struct Scenarios: @unchecked Sendable {
     // MARK: cache
 
     func cache() throws -> ScenarioReport {
-        var report = ScenarioReport(name: "cache", condition: "|hit_rate - expected_hit_rate| <= 0.02, hit_latency_ms.p50 < 0.2")
+        var report = ScenarioReport(
+            name: "cache", condition: "|hit_rate - expected_hit_rate| <= 0.02, hit_latency_ms.p50 < 0.2 (hits replayed on one connection)")
         // A sequence where each request repeats an earlier prompt with probability 0.5.
         var random = SystemRandomNumberGenerator()
         let total = min(3000, max(200, Int(options.duration * 600)))
@@ -241,15 +242,33 @@ struct Scenarios: @unchecked Sendable {
         })
         let expected = Double(duplicates) / Double(total)
         let measured = Double(hits) / Double(max(done, 1))
+        let upstreamCalls = try env.fake.log().total
+        // The cache path's own latency: every prompt again, now all cached, one request at a time, so a hit
+        // does not queue behind the misses the mixed phase sends upstream.
+        let replay = LoadGenerator(connections: 1)
+        var replayed = 0, replayHits = 0
+        var replayLatency = Latencies()
+        replay.runClosed(until: until(60), next: {
+            guard replayed < min(prompts.count, 2000) else { return nil }
+            defer { replayed += 1 }
+            return LoadRequest(url: chatURL, body: Prompts.body(prompts[replayed]))
+        }, done: { result in
+            if result.headers["x-switchyard-cache"] == "hit" {
+                replayHits += 1
+                replayLatency.record(result.latencyNs)
+            }
+        })
         report.add("hit_rate", measured)
         report.add("expected_hit_rate", expected)
-        report.add("hit_latency_ms.p50", hitLatency.ms(50))
-        report.add("hit_latency_ms.p99", hitLatency.ms(99))
-        let upstreamCalls = try env.fake.log().total
+        report.add("hit_latency_ms.p50", replayLatency.ms(50))
+        report.add("hit_latency_ms.p99", replayLatency.ms(99))
+        report.add("hit_latency_under_load_ms.p50", hitLatency.ms(50))
+        report.add("hit_latency_under_load_ms.p99", hitLatency.ms(99))
+        report.add("replay_hits", Double(replayHits))
         report.add("upstream_calls_saved", Double(done - upstreamCalls))
-        report.latencyHistogram = hitLatency.histogram
-        report.latencyLabel = "latency of cache hits"
-        report.passed = abs(measured - expected) <= 0.02 && hitLatency.ms(50) < 0.2
+        report.latencyHistogram = replayLatency.histogram
+        report.latencyLabel = "latency of cache hits (one connection)"
+        report.passed = abs(measured - expected) <= 0.02 && replayHits == replayed && replayLatency.ms(50) < 0.2
         return report
     }
 
