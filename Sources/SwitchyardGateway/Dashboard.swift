@@ -22,7 +22,7 @@ th{color:var(--muted);font-weight:600;font-size:12px}td.reason{white-space:norma
 .state{display:inline-flex;align-items:center;gap:6px;font-weight:600}.dot{width:9px;height:9px;border-radius:50%}
 .s-healthy{color:var(--ok)}.s-healthy .dot{background:var(--ok)}.s-probing{color:var(--info)}.s-probing .dot{background:var(--info)}
 .s-rate_limited,.s-cooling,.s-outage{color:var(--warn)}.s-rate_limited .dot,.s-cooling .dot,.s-outage .dot{background:var(--warn)}
-.s-disabled,.s-removed,.s-gone,.s-manually_disabled{color:var(--bad)}.s-disabled .dot,.s-removed .dot,.s-gone .dot,.s-manually_disabled .dot{background:var(--bad)}
+.s-disabled,.s-removed,.s-gone,.s-retired,.s-manually_disabled{color:var(--bad)}.s-disabled .dot,.s-removed .dot,.s-gone .dot,.s-retired .dot,.s-manually_disabled .dot{background:var(--bad)}
 .countdown{font-variant-numeric:tabular-nums;color:var(--text)}code{color:var(--muted)}
 .events li{padding:5px 0;border-bottom:1px solid var(--line);list-style:none;font-size:12px}.events{margin:0;padding:0;max-height:260px;overflow:auto}
 .banner{grid-column:span 12;background:#40202a;border:1px solid var(--bad);color:#ffd6d9;border-radius:10px;padding:12px 16px;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:12px}
