@@ -119,6 +119,7 @@ final class Harness: Sendable {
         // Enough connections that a thousand requests at once do not wait out the pool's timeout (under TSan too).
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.timeout = .init(connect: .seconds(60), read: .seconds(60))
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -221,3 +222,7 @@ final class LogCapture: LogHandler, @unchecked Sendable {
 
     var text: String { lines.withLock { $0.joined(separator: "\n") } }
 }
+
+/// How much slower this test process runs than a plain debug build: ThreadSanitizer (found by its runtime's
+/// symbol) stretches everything 5-15x, so wall-clock bounds that prove "did not wait for X" scale with it.
+let timingScale: Double = dlsym(nil, "__tsan_init") != nil ? 6 : 1
