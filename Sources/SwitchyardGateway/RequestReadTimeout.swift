@@ -1,24 +1,38 @@
 import NIOCore
 import NIOHTTPTypes
 
-/// Closes a connection whose next request does not arrive whole in time: from the connection's start, or from
-/// the end of the previous answer, to the request's last body byte. A client that trickles a header byte a
-/// second (slowloris) is cut off instead of holding a connection for ever; the idle timeout alone would not,
-/// since every byte resets it.
+/// Closes a connection whose request does not arrive whole in time: counted from the connection's start, or,
+/// on a kept-alive connection, from the first byte of the next request, to the request's last body byte.
+/// A client that trickles a header byte a second (slowloris) is cut off instead of holding a connection for
+/// ever; the idle timeout alone would not, since every byte resets it. A kept-alive connection waiting
+/// quietly for its next request is left to the idle timeout.
 final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
 
+    private enum Phase {
+        /// Bytes of a request may be on their way; the timer runs.
+        case reading
+        /// A whole request arrived; the answer is being made.
+        case answering
+        /// The answer went out; the connection waits for the next request, with no timer.
+        case waiting
+    }
+
     private let timeout: TimeAmount
     private var timer: Scheduled<Void>?
+    private var phase = Phase.reading
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        // The decoder emits nothing until a head is complete, so the first raw byte of a request is watched
+        // for in front of it.
+        try? context.pipeline.syncOperations.addHandler(RequestStartWatcher(owner: self, context: context), position: .first)
         if context.channel.isActive { arm(context) }
     }
 
@@ -37,13 +51,23 @@ final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) { disarm() }
+        if case .end = unwrapInboundIn(data) {
+            phase = .answering
+            disarm()
+        }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(context) }
+        if case .end = unwrapOutboundIn(data), phase == .answering { phase = .waiting }
         context.write(data, promise: promise)
+    }
+
+    /// Bytes reached the connection: if it was waiting between requests, a new request has begun.
+    fileprivate func bytesArrived(_ context: ChannelHandlerContext) {
+        guard phase == .waiting else { return }
+        phase = .reading
+        arm(context)
     }
 
     private func arm(_ context: ChannelHandlerContext) {
@@ -55,5 +79,24 @@ final class RequestReadTimeout: ChannelDuplexHandler, RemovableChannelHandler {
     private func disarm() {
         timer?.cancel()
         timer = nil
+    }
+}
+
+/// Sits first in the pipeline and tells `RequestReadTimeout` when raw bytes arrive.
+private final class RequestStartWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let owner: RequestReadTimeout
+    private let ownerContext: ChannelHandlerContext
+
+    init(owner: RequestReadTimeout, context: ChannelHandlerContext) {
+        self.owner = owner
+        ownerContext = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        owner.bytesArrived(ownerContext)
+        context.fireChannelRead(data)
     }
 }

@@ -34,8 +34,37 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(100))
             }
             let after = try #require(cutOff, "the trickling client was never cut off")
-            #expect(after >= 0.9 && after < 2.5, "cut off after \(after) s")
+            #expect(after >= 0.9 && after < 2.5 * timingScale, "cut off after \(after) s")
             #expect(try await h.post(chat("after the slow client")).status == 200)
+        }
+    }
+
+    @Test func aKeptAliveConnectionMayWaitButItsNextRequestMustArriveInTime() async throws {
+        try await withHarness(config: Self.limits(readTimeout: "1s")) { h in
+            let fd = try RawConnection.open(port: h.port)
+            defer { close(fd) }
+            let body = chat("kept alive")
+            let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let first = try await RawConnection.exchange(fd, request)
+            #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
+            // Quiet between requests for longer than the read timeout: that is the idle timeout's business.
+            try await Task.sleep(for: .milliseconds(1500))
+            #expect(!RawConnection.isClosed(fd))
+            let second = try await RawConnection.exchange(fd, request)
+            #expect(second.hasPrefix("HTTP/1.1 200"), "the same connection serves again: \(second)")
+            // A second request trickled in is cut off like a first one.
+            let started = Date()
+            var cutOff: Double?
+            for byte in Array(request.utf8) {
+                let ok = [byte].withUnsafeBytes { send(fd, $0.baseAddress, 1, Int32(MSG_NOSIGNAL)) } == 1
+                if !ok || RawConnection.isClosed(fd) {
+                    cutOff = Date().timeIntervalSince(started)
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let after = try #require(cutOff, "the trickled second request was never cut off")
+            #expect(after >= 0.9 && after < 2.5 * timingScale, "cut off after \(after) s")
         }
     }
 
@@ -100,6 +129,34 @@ enum RawConnection {
             throw CrashTestError(message: "connect: errno \(errno)")
         }
         return fd
+    }
+
+    /// Sends a whole request and reads until one complete answer (by Content-Length) has arrived. It polls
+    /// without blocking and sleeps between polls, so the gateway in this process keeps its threads.
+    static func exchange(_ fd: Int32, _ request: String) async throws -> String {
+        _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, 0) > 0 else {
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            received += buffer[0..<n]
+            let text = String(decoding: received, as: UTF8.self)
+            if let split = text.range(of: "\r\n\r\n"),
+                let lengthLine = text[..<split.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+                let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+                text.utf8.count - text[..<split.upperBound].utf8.count >= length
+            {
+                return text
+            }
+        }
+        return String(decoding: received, as: UTF8.self)
     }
 
     /// Whether the peer has closed (or reset) the connection, without blocking.

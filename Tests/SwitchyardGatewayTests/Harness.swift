@@ -224,5 +224,6 @@ final class LogCapture: LogHandler, @unchecked Sendable {
 }
 
 /// How much slower this test process runs than a plain debug build: ThreadSanitizer (found by its runtime's
-/// symbol) stretches everything 5-15x, so wall-clock bounds that prove "did not wait for X" scale with it.
-let timingScale: Double = dlsym(nil, "__tsan_init") != nil ? 6 : 1
+/// symbol) stretches everything 5-15x, AddressSanitizer 2-3x, so wall-clock bounds that prove "did not wait
+/// for X" scale with them.
+let timingScale: Double = dlsym(nil, "__tsan_init") != nil ? 6 : dlsym(nil, "__asan_init") != nil ? 3 : 1
