@@ -9,6 +9,8 @@ import SwitchyardCore
 struct StateStore: Sendable {
     let db: SQLiteConnection
     let path: String
+    /// One thread of its own for SQLite's blocking calls, shut down with the store.
+    let threads: NIOThreadPool
 
     static let schema = [
         """
@@ -34,20 +36,31 @@ struct StateStore: Sendable {
     ]
 
     static func open(path: String, logger: Logger) async throws -> StateStore {
-        let db = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let threads = NIOThreadPool(numberOfThreads: 1)
+        threads.start()
+        let db: SQLiteConnection
+        do {
+            db = try await SQLiteConnection.open(
+                storage: .file(path: path), threadPool: threads, logger: logger, on: MultiThreadedEventLoopGroup.singleton.any())
+        } catch {
+            try? await threads.shutdownGracefully()
+            throw error
+        }
         do {
             _ = try await db.query("PRAGMA journal_mode=WAL")
             _ = try await db.query("PRAGMA synchronous=NORMAL")
             for statement in schema { _ = try await db.query(statement) }
         } catch {
             try? await db.close()
+            try? await threads.shutdownGracefully()
             throw error
         }
-        return StateStore(db: db, path: path)
+        return StateStore(db: db, path: path, threads: threads)
     }
 
     func close() async {
         try? await db.close()
+        try? await threads.shutdownGracefully()
     }
 
     // MARK: health
