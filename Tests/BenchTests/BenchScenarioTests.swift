@@ -7,8 +7,8 @@ import Testing
 @Suite(.serialized) struct BenchScenarioTests {
     @Test(
         .disabled(
-            if: dlsym(nil, "__tsan_init") != nil,
-            "its conditions need a minimum request rate; under ThreadSanitizer the gateway runs 5-15x slower"))
+            if: dlsym(nil, "__tsan_init") != nil || dlsym(nil, "__asan_init") != nil,
+            "its conditions need a minimum request rate; under a sanitizer the gateway runs 3-15x slower"))
     func failoverAndCacheRunAndHoldTheirConditions() async throws {
         let env = try await BenchEnvironment.start(gateway: nil, fakeThreads: 1, inProcess: true, disableFor: 1.5)
         let scenarios = Scenarios(env: env, options: BenchOptions(duration: 1, concurrency: 4, rate: nil))

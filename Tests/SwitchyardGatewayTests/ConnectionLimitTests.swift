@@ -75,7 +75,8 @@ import Glibc
             limit.rlim_cur = min(limit.rlim_max, 8192)
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        try await withHarness(config: Self.limits(readTimeout: "30s")) { h in
+        // A read timeout longer than the test, so every idle connection is still held at the end.
+        try await withHarness(config: Self.limits(readTimeout: "300s")) { h in
             var idle: [Int32] = []
             defer { for fd in idle { close(fd) } }
             let rssBefore = RawConnection.residentBytes()
@@ -92,7 +93,8 @@ import Glibc
             let open = idle.filter { !RawConnection.isClosed($0) }.count
             #expect(open == 2000, "idle connections are held, not refused, until their timeouts")
             let grown = RawConnection.residentBytes() - rssBefore
-            #expect(grown < 200 << 20, "2,000 connections cost \(grown >> 20) MB")
+            // AddressSanitizer's redzones and quarantine multiply memory; the bound is for a plain build.
+            #expect(Double(grown) < Double(200 << 20) * timingScale * timingScale, "2,000 connections cost \(grown >> 20) MB")
         }
     }
 
