@@ -17,6 +17,8 @@ public final class StatePersister: Service, Sendable {
     /// Daily totals are kept this many days.
     static let keepDays = 30
     private let tail = Locked<Task<Void, Never>?>(nil)
+    /// When daily totals older than `keepDays` were last dropped (at open, then hourly).
+    private let lastPrune: Locked<Timestamp>
 
     public var path: String { database.path }
 
@@ -27,6 +29,7 @@ public final class StatePersister: Service, Sendable {
         self.clock = clock
         self.logger = logger
         self.every = every
+        lastPrune = Locked(clock.now())
     }
 
     /// Opens (or creates) the state file and restores what it holds into the current health.
@@ -67,6 +70,18 @@ public final class StatePersister: Service, Sendable {
             } catch {
                 self.usage.restore(rows)
                 self.logger.error("state: cannot write \(self.database.path): \(error)")
+                return
+            }
+            let due = self.lastPrune.withLock { last in
+                guard now - last >= .seconds(3600) else { return false }
+                last = now
+                return true
+            }
+            guard due else { return }
+            do {
+                try await self.database.prune(before: UsageLedger.firstDay(of: Self.keepDays, at: now))
+            } catch {
+                self.logger.warning("state: cannot drop old daily totals from \(self.database.path): \(error)")
             }
         }
     }

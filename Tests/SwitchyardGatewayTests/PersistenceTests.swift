@@ -52,6 +52,25 @@ import Testing
         }
     }
 
+    @Test func dailyTotalsAreKeptThirtyDays() async throws {
+        let path = Self.temporaryStatePath()
+        defer { Self.removeState(path) }
+        try await withHarness(statePath: path) { h in
+            let persister = try #require(h.persister)
+            let now = h.clock.now()
+            h.gateway.usage.attempt(key: "openrouter#1", model: "fast-8k", failed: false, at: now - .seconds(31 * 86_400))
+            h.gateway.usage.attempt(key: "openrouter#1", model: "fast-8k", failed: false, at: now - .seconds(29 * 86_400))
+            await persister.flush()
+            #expect(try await persister.usage(days: 60).count == 2)
+            // An hour on, the next write drops what is older than 30 days.
+            h.clock.advance(by: .seconds(3601))
+            await persister.flush()
+            let kept = try await persister.usage(days: 60)
+            #expect(kept.count == 1)
+            #expect(kept.first?.day == UsageLedger.firstDay(of: 30, at: now))
+        }
+    }
+
     @Test func usageRejectsABadDayCount() async throws {
         try await withHarness { h in
             #expect(try await h.get("/admin/usage?days=0").status == 400)
