@@ -3,6 +3,7 @@ import FakeUpstream
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import NIOCore
 import NIOHTTP1
 import SwitchyardCore
@@ -20,6 +21,9 @@ final class Harness: Sendable {
     let gateway: Gateway
     let port: Int
     private let server: Task<Void, any Error>
+    /// Stops the server the way SIGTERM does: no new connections, pending ones closed properly. (Cancelling
+    /// its task instead can drop accepted connections still queued for the server, which NIO traps on.)
+    private let group: ServiceGroup
 
     static let keys = [
         "K1": "sk-or-v1-test-key-0000000000000000001", "K2": "sk-or-v1-test-key-0000000000000000002",
@@ -113,7 +117,9 @@ final class Harness: Sendable {
         self.gateway = gateway
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let app = gateway.application(host: "127.0.0.1", port: 0) { port in continuation.yield(port) }
-        server = Task { try await app.runService(gracefulShutdownSignals: []) }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        self.group = group
+        server = Task { try await group.run() }
         var iterator = ports.makeAsyncIterator()
         port = await iterator.next() ?? 0
         // Enough connections that a thousand requests at once do not wait out the pool's timeout (under TSan too).
@@ -125,7 +131,7 @@ final class Harness: Sendable {
 
     func stop() async {
         try? await client.shutdown()
-        server.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await server.value
         persisting?.cancel()
         _ = try? await persisting?.value
