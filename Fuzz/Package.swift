@@ -10,11 +10,13 @@ let package = Package(
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "switchyard", path: "..")],
     targets: [
+        // The main every target shares: hands over to libFuzzer.
+        .target(name: "FuzzDriver"),
         .executableTarget(
-            name: "fuzz-request", dependencies: [.product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
+            name: "fuzz-request", dependencies: ["FuzzDriver", .product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
         .executableTarget(
-            name: "fuzz-sse", dependencies: [.product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
+            name: "fuzz-sse", dependencies: ["FuzzDriver", .product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
         .executableTarget(
-            name: "fuzz-config", dependencies: [.product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
+            name: "fuzz-config", dependencies: ["FuzzDriver", .product(name: "SwitchyardCore", package: "switchyard")], swiftSettings: fuzzSettings),
     ]
 )

@@ -1,4 +1,4 @@
-import Foundation
+import FuzzDriver
 import SwitchyardCore
 
 /// The stream path on arbitrary upstream bytes, fed in two uneven pieces as a socket would deliver them:
@@ -18,12 +18,4 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func runFuzzer(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
-var argc = CommandLine.argc
-var argv = CommandLine.unsafeArgv
-exit(runFuzzer(&argc, &argv) { data, size in fuzz(data, size) })
+runFuzzer { data, size in fuzz(data, size) }
