@@ -12,6 +12,9 @@ struct SwitchyardCommand: AsyncParsableCommand {
             NIOSingletons.groupLoopCountSuggestion = threads
         }
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        // swift-log stamps each line through tzset(), which re-reads /etc/localtime (a stat per log line,
+        // so per request) unless TZ is set. Naming the same file keeps the local zone and drops the syscall.
+        if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -1,0 +1,106 @@
+import Locking
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writes each log line with one `write(2)`, in swift-log's `StreamLogHandler` format.
+///
+/// The gateway logs one line per request, so a line's cost is a request's cost. `StreamLogHandler` calls
+/// `tzset()` and `strftime` for every line and writes through a locked, flushed `FILE*`: measured at about
+/// 50 µs of a cache hit's 230 µs at concurrency 1. Here the timestamp is formatted once a second and the
+/// line goes out in a single syscall, whole (no interleaving: short writes to a pipe are atomic, and
+/// Linux serialises writes to a file's offset).
+public struct LineLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:] {
+        didSet { prettyMetadata = Self.pretty(metadata) }
+    }
+    public var metadataProvider: Logger.MetadataProvider?
+
+    private let label: String
+    private let descriptor: Int32
+    private let stamp: TimestampCache
+    private var prettyMetadata: String?
+
+    /// `descriptor` is 2 (standard error) unless a test captures the output.
+    public init(label: String, descriptor: Int32 = 2, metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider) {
+        self.label = label
+        self.descriptor = descriptor
+        self.metadataProvider = metadataProvider
+        stamp = TimestampCache.shared
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        let extra = event.metadata.map { $0.isEmpty ? nil : $0 } ?? nil
+        let provided = metadataProvider?.get()
+        let pretty: String?
+        if extra == nil, provided?.isEmpty ?? true {
+            pretty = prettyMetadata
+        } else {
+            var all = metadata
+            if let provided { all.merge(provided) { _, new in new } }
+            if let extra { all.merge(extra) { _, new in new } }
+            pretty = Self.pretty(all)
+        }
+        var line = stamp.now()
+        line += " \(event.level) \(label):"
+        if let pretty { line += " " + pretty }
+        line += " [\(event.source)] \(event.message)\n"
+        Self.writeAll(descriptor, line)
+    }
+
+    static func pretty(_ metadata: Logger.Metadata) -> String? {
+        metadata.isEmpty ? nil : metadata.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: " ")
+    }
+
+    /// One `write` for the whole line; loops only on a partial write or an interrupt.
+    static func writeAll(_ descriptor: Int32, _ line: String) {
+        var line = line
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if written > 0 {
+                    offset += written
+                } else if written < 0, errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+    }
+}
+
+/// The local time as `2026-11-23T00:58:34+0000`, formatted once per second for every thread.
+final class TimestampCache: Sendable {
+    static let shared = TimestampCache()
+
+    private let cached = Locked((second: Int.min, text: ""))
+
+    func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let second = spec.tv_sec
+        if let text = cached.withLock({ $0.second == second ? $0.text : nil }) { return text }
+        let text = Self.format(second)
+        cached.withLock { $0 = (second, text) }
+        return text
+    }
+
+    static func format(_ second: Int) -> String {
+        var time = time_t(second)
+        var parts = tm()
+        localtime_r(&time, &parts)
+        var buffer = [Int8](repeating: 0, count: 32)
+        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
