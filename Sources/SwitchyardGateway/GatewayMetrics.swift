@@ -34,21 +34,51 @@ public final class GatewayMetrics: Sendable {
         self.registry = registry
     }
 
+    /// The collectors of one request's labels, looked up once per label set: the registry builds a name and
+    /// sorts labels on every lookup, which cost more per request than the routing decision.
+    private struct RequestLabels: Hashable {
+        var route: String, model: String, key: String, outcome: String, cache: String
+    }
+    private struct AttemptLabels: Hashable {
+        var model: String, key: String, outcome: OutcomeClass
+    }
+    private let requestCollectors = Locked([RequestLabels: (requests: Counter, duration: DurationHistogram)]())
+    private let attemptCollectors = Locked([AttemptLabels: (attempts: Counter, duration: DurationHistogram)]())
+
     func request(route: String, model: String, key: String, status: Int, cache: String, seconds: Double, attempts: Int, continuations: Int) {
         let outcome = status < 400 ? "success" : status < 500 ? "client_error" : "upstream_error"
-        registry.makeCounter(
-            descriptor: Self.requests, labels: [("route", route), ("model", model), ("key", key), ("outcome", outcome), ("cache", cache)]
-        ).increment()
-        registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: Self.latencyBuckets)
-            .recordNanoseconds(Int64(seconds * 1e9))
+        let labels = RequestLabels(route: route, model: model, key: key, outcome: outcome, cache: cache)
+        let collectors =
+            requestCollectors.withLock { $0[labels] }
+            ?? requestCollectors.withLock { known in
+                let made = (
+                    requests: registry.makeCounter(
+                        descriptor: Self.requests, labels: [("route", route), ("model", model), ("key", key), ("outcome", outcome), ("cache", cache)]),
+                    duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: Self.latencyBuckets)
+                )
+                known[labels] = made
+                return made
+            }
+        collectors.requests.increment()
+        collectors.duration.recordNanoseconds(Int64(seconds * 1e9))
         if attempts > 1 { registry.makeCounter(descriptor: Self.failovers, labels: [("route", route)]).increment(by: Int64(attempts - 1)) }
         if continuations > 0 { registry.makeCounter(descriptor: Self.continuations, labels: [("route", route)]).increment(by: Int64(continuations)) }
     }
 
     func attempt(model: String, key: String, outcome: OutcomeClass, nanoseconds: UInt64) {
-        registry.makeCounter(descriptor: Self.attempts, labels: [("model", model), ("key", key), ("outcome", outcome.rawValue)]).increment()
-        registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("model", model)], buckets: Self.latencyBuckets)
-            .recordNanoseconds(Int64(nanoseconds))
+        let labels = AttemptLabels(model: model, key: key, outcome: outcome)
+        let collectors =
+            attemptCollectors.withLock { $0[labels] }
+            ?? attemptCollectors.withLock { known in
+                let made = (
+                    attempts: registry.makeCounter(descriptor: Self.attempts, labels: [("model", model), ("key", key), ("outcome", outcome.rawValue)]),
+                    duration: registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("model", model)], buckets: Self.latencyBuckets)
+                )
+                known[labels] = made
+                return made
+            }
+        collectors.attempts.increment()
+        collectors.duration.recordNanoseconds(Int64(nanoseconds))
     }
 
     static let keyStates = ["healthy", "rate_limited", "cooling", "disabled", "probing", "removed", "manually_disabled"]
