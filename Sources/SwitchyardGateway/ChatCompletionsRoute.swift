@@ -92,7 +92,7 @@ struct ChatCompletionsRoute: Sendable {
         var cacheKey: CacheKey?
         var ticket: FlightTicket?
         if policy.store {
-            let scope = cacheScope(request, table)
+            let scope = cacheScope(authorization: request.headers[.authorization], table)
             cacheKey = body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
         }
         if let cacheKey, policy.lookup {
@@ -159,14 +159,21 @@ struct ChatCompletionsRoute: Sendable {
     }
 
     /// Whose answers a request may see: its client token's, or everyone's with `scope: shared`.
-    private func cacheScope(_ request: Request, _ table: RoutingTable) -> String {
+    private func cacheScope(authorization: String?, _ table: RoutingTable) -> String {
         if table.cache.scope == .shared { return "shared" }
-        guard !auth.isOpen, let authorization = request.headers[.authorization] else { return "local" }
+        guard !auth.isOpen, let authorization else { return "local" }
         return "client:" + authorization
     }
 
     private func hitResponse(_ hit: CachedAnswer, _ chat: ChatRequest) -> Response {
+        let (headers, body) = hitParts(hit, chat)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// A hit's headers and body: the answer as JSON, or replayed as SSE for a streaming request.
+    private func hitParts(_ hit: CachedAnswer, _ chat: ChatRequest) -> (HTTPFields, ByteBuffer) {
         var headers = HTTPFields()
+        headers.reserveCapacity(9)
         headers[Self.route] = chat.route.name
         headers[Self.model] = hit.modelName
         headers[Self.key] = hit.keyLabel
@@ -175,10 +182,39 @@ struct ChatCompletionsRoute: Sendable {
         if chat.summary.stream {
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: hit.sseEvents)))
+            return (headers, ByteBuffer(bytes: hit.sseEvents))
         }
         headers[.contentType] = "application/json"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: hit.completionJSON)))
+        return (headers, ByteBuffer(bytes: hit.completionJSON))
+    }
+
+    /// The cached answer to a whole request, decided without suspending, for `CacheShortcut`; nil sends the
+    /// request down the full path, which then gives every refusal, miss and follower its usual answer.
+    /// Anything that path would count or refuse first (a client rate limit, a bad token, a body over the
+    /// limit, `Connection` handling) is left to it.
+    func cachedAnswer(head: HTTPRequest, body: ByteBuffer, channel: any Channel) -> (HTTPFields, ByteBuffer)? {
+        let started = Monotonic.now()
+        let snapshot = store.snapshot
+        let table = snapshot.table
+        let fields = head.headerFields
+        guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, fields[.connection] == nil,
+            body.readableBytes <= table.server.maxBodyBytes, auth.check(fields[.authorization]) == nil
+        else { return nil }
+        if let type = fields[.contentType], !type.lowercased().hasPrefix("application/json") { return nil }
+        let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
+        guard case .success(let summary) = scanned, let route = table.target(named: summary.model) else { return nil }
+        let policy = CachePolicy.decide(cacheControl: fields[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
+        guard policy.lookup, policy.store else { return nil }
+        let scope = cacheScope(authorization: fields[.authorization], table)
+        let now = clock.now()
+        guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }),
+            let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable
+        else { return nil }
+        let chat = ChatRequest(
+            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
+            deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
+        logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
+        return hitParts(hit, chat)
     }
 
     private func stream(

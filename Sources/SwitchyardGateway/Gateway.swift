@@ -37,11 +37,19 @@ public struct Gateway: Sendable {
         self.logger = logger
     }
 
-    public func router() -> Router<GatewayRequestContext> {
-        let router = Router(context: GatewayRequestContext.self)
-        let chat = ChatCompletionsRoute(
+    /// The chat route, shared by the router and each connection's `CacheShortcut`.
+    func chatRoute() -> ChatCompletionsRoute {
+        ChatCompletionsRoute(
             store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage), cache: cache, auth: auth,
             clock: clock, logger: logger)
+    }
+
+    public func router() -> Router<GatewayRequestContext> {
+        router(chat: chatRoute())
+    }
+
+    func router(chat: ChatCompletionsRoute) -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }

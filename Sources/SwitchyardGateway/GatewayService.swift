@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -28,13 +29,18 @@ extension Gateway {
     ) -> some ApplicationProtocol {
         let server = store.snapshot.table.server
         let readTimeout = TimeAmount.nanoseconds(server.requestReadTimeout.nanoseconds)
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [RequestReadTimeout(timeout: readTimeout)], idleTimeout: .nanoseconds(server.idleTimeout.nanoseconds))
+        let chat = chatRoute()
+        let serverName = "switchyard"
         return Application(
-            responder: OpenAIErrorResponder(inner: router().buildResponder()),
-            server: .http1(
-                configuration: .init(
-                    additionalChannelHandlers: [RequestReadTimeout(timeout: readTimeout)],
-                    idleTimeout: .nanoseconds(server.idleTimeout.nanoseconds))),
-            configuration: .init(address: .hostname(host, port: port), serverName: "switchyard"),
+            responder: OpenAIErrorResponder(inner: router(chat: chat).buildResponder()),
+            server: HTTPServerBuilder { responder in
+                ShortcutHTTP1Channel(
+                    base: HTTP1Channel(responder: responder, configuration: http1),
+                    makeShortcut: { CacheShortcut(route: chat, serverName: serverName) })
+            },
+            configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
     }

@@ -1,4 +1,3 @@
-import Locking
 import Logging
 
 #if canImport(Glibc)
@@ -21,7 +20,7 @@ public struct LineLogHandler: LogHandler {
 
     private let label: String
     private let descriptor: Int32
-    private let stamp: TimestampCache
+    private let stamp: SecondCache
     private var prettyMetadata: String?
 
     /// `descriptor` is 2 (standard error) unless a test captures the output.
@@ -29,7 +28,7 @@ public struct LineLogHandler: LogHandler {
         self.label = label
         self.descriptor = descriptor
         self.metadataProvider = metadataProvider
-        stamp = TimestampCache.shared
+        stamp = SecondCache.logStamp
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -76,31 +75,5 @@ public struct LineLogHandler: LogHandler {
                 }
             }
         }
-    }
-}
-
-/// The local time as `2026-11-23T00:58:34+0000`, formatted once per second for every thread.
-final class TimestampCache: Sendable {
-    static let shared = TimestampCache()
-
-    private let cached = Locked((second: Int.min, text: ""))
-
-    func now() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        let second = spec.tv_sec
-        if let text = cached.withLock({ $0.second == second ? $0.text : nil }) { return text }
-        let text = Self.format(second)
-        cached.withLock { $0 = (second, text) }
-        return text
-    }
-
-    static func format(_ second: Int) -> String {
-        var time = time_t(second)
-        var parts = tm()
-        localtime_r(&time, &parts)
-        var buffer = [Int8](repeating: 0, count: 32)
-        let count = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
-        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
