@@ -13,42 +13,6 @@ struct CacheShortcutTests {
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
-    /// Reads until `count` whole answers (by Content-Length) have arrived; returns them in order.
-    static func answers(_ fd: Int32, count: Int) async throws -> [String] {
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            let parsed = split(received)
-            if parsed.count >= count { return parsed }
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, 0) > 0 else {
-                try await Task.sleep(for: .milliseconds(5))
-                continue
-            }
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            received += buffer[0..<n]
-        }
-        return split(received)
-    }
-
-    static func split(_ bytes: [UInt8]) -> [String] {
-        var answers: [String] = []
-        var rest = Substring(String(decoding: bytes, as: UTF8.self))
-        while let end = rest.range(of: "\r\n\r\n") {
-            let head = rest[..<end.lowerBound]
-            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-            let body = rest[end.upperBound...]
-            guard body.utf8.count >= length else { break }
-            let bodyEnd = body.utf8.index(body.startIndex, offsetBy: length)
-            answers.append(String(rest[..<bodyEnd]))
-            rest = rest[bodyEnd...]
-        }
-        return answers
-    }
-
     static func header(_ answer: String, _ name: String) -> String? {
         answer.split(separator: "\r\n").first { $0.lowercased().hasPrefix(name + ":") }
             .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) }
@@ -62,7 +26,7 @@ struct CacheShortcutTests {
             defer { close(fd) }
             let both = Self.request(chat("slow miss")) + Self.request(chat("cached before")) + Self.request(chat("cached before"))
             _ = both.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            let answers = try await Self.answers(fd, count: 3)
+            let answers = try await RawConnection.answers(fd, count: 3)
             #expect(answers.count == 3)
             #expect(answers.map { Self.header($0, "x-switchyard-cache") } == ["miss", "hit", "hit"])
             #expect(answers[0].contains(expectedAnswer("slow miss")))

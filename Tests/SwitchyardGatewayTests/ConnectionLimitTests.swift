@@ -133,14 +133,21 @@ enum RawConnection {
         return fd
     }
 
-    /// Sends a whole request and reads until one complete answer (by Content-Length) has arrived. It polls
-    /// without blocking and sleeps between polls, so the gateway in this process keeps its threads.
+    /// Sends a whole request and reads until one complete answer (by Content-Length) has arrived.
     static func exchange(_ fd: Int32, _ request: String) async throws -> String {
         _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        return try await answers(fd, count: 1).first ?? ""
+    }
+
+    /// Reads until `count` whole answers have arrived, in order. It polls without blocking and sleeps between
+    /// polls, so the gateway in this process keeps its threads. What arrived of an unfinished answer when the
+    /// peer closed or 10 s passed comes last.
+    static func answers(_ fd: Int32, count: Int) async throws -> [String] {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
+            if split(received).answers.count >= count { break }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             guard poll(&pfd, 1, 0) > 0 else {
                 try await Task.sleep(for: .milliseconds(5))
@@ -149,16 +156,25 @@ enum RawConnection {
             let n = recv(fd, &buffer, buffer.count, 0)
             if n <= 0 { break }
             received += buffer[0..<n]
-            let text = String(decoding: received, as: UTF8.self)
-            if let split = text.range(of: "\r\n\r\n"),
-                let lengthLine = text[..<split.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
-                let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
-                text.utf8.count - text[..<split.upperBound].utf8.count >= length
-            {
-                return text
-            }
         }
-        return String(decoding: received, as: UTF8.self)
+        let (answers, rest) = split(received)
+        return rest.isEmpty ? answers : answers + [rest]
+    }
+
+    /// Whole answers (head plus Content-Length bytes of body) and what is left after them.
+    static func split(_ bytes: [UInt8]) -> (answers: [String], rest: String) {
+        var answers: [String] = []
+        var rest = Substring(String(decoding: bytes, as: UTF8.self))
+        while let end = rest.range(of: "\r\n\r\n") {
+            let length = rest[..<end.lowerBound].split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            let body = rest[end.upperBound...]
+            guard body.utf8.count >= length else { break }
+            let bodyEnd = body.utf8.index(body.startIndex, offsetBy: length)
+            answers.append(String(rest[..<bodyEnd]))
+            rest = rest[bodyEnd...]
+        }
+        return (answers, String(rest))
     }
 
     /// Whether the peer has closed (or reset) the connection, without blocking.
