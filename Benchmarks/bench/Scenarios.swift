@@ -258,10 +258,23 @@ struct Scenarios: @unchecked Sendable {
                 replayLatency.record(result.latencyNs)
             }
         })
+        // The instrument's own floor, for reading the figure above: the same generator, one connection, a GET the
+        // fake upstream (plain SwiftNIO) answers at once. What a hit costs the gateway is roughly the difference.
+        let floor = LoadGenerator(connections: 1)
+        var floorSent = 0
+        var floorLatency = Latencies()
+        floor.runClosed(until: until(30), next: {
+            guard floorSent < 2000 else { return nil }
+            floorSent += 1
+            return LoadRequest(url: env.fake.baseURL + "/models", body: [], headers: [], get: true)
+        }, done: { result in
+            if result.status == 200 { floorLatency.record(result.latencyNs) }
+        })
         report.add("hit_rate", measured)
         report.add("expected_hit_rate", expected)
         report.add("hit_latency_ms.p50", replayLatency.ms(50))
         report.add("hit_latency_ms.p99", replayLatency.ms(99))
+        report.add("floor_latency_ms.p50", floorLatency.ms(50))
         report.add("hit_latency_under_load_ms.p50", hitLatency.ms(50))
         report.add("hit_latency_under_load_ms.p99", hitLatency.ms(99))
         report.add("replay_hits", Double(replayHits))
