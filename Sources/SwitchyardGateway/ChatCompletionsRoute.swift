@@ -188,33 +188,45 @@ struct ChatCompletionsRoute: Sendable {
         return (headers, ByteBuffer(bytes: hit.completionJSON))
     }
 
-    /// The cached answer to a whole request, decided without suspending, for `CacheShortcut`; nil sends the
-    /// request down the full path, which then gives every refusal, miss and follower its usual answer.
-    /// Anything that path would count or refuse first (a client rate limit, a bad token, a body over the
-    /// limit, `Connection` handling) is left to it.
-    func cachedAnswer(head: HTTPRequest, body: ByteBuffer, channel: any Channel) -> (HTTPFields, ByteBuffer)? {
+    /// What `ChatChannelHandler` does with a whole request, decided without suspending.
+    enum PipelineDecision {
+        /// A cache hit: these headers and this body, already logged and counted.
+        case hit(HTTPFields, ByteBuffer)
+        /// A plain (non-streaming) request to answer through `handle`, refusals included.
+        case answer
+        /// A stream, or a request whose connection handling the full path owns: pass it on.
+        case passOn
+    }
+
+    /// Hits are answered at once; other plain requests go through `handle` on the connection's event loop;
+    /// streams and `Connection`-header requests are left to the full path. Anything `handle` would count or
+    /// refuse first (a client rate limit, a bad token, a body over the limit) gets no cache lookup here.
+    func pipelineDecision(head: HTTPRequest, body: ByteBuffer, channel: any Channel) -> PipelineDecision {
         let started = Monotonic.now()
         let snapshot = store.snapshot
-        let table = snapshot.table
         let fields = head.headerFields
-        guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, fields[.connection] == nil,
-            body.readableBytes <= table.server.maxBodyBytes, auth.check(fields[.authorization]) == nil
-        else { return nil }
-        if let type = fields[.contentType], !type.lowercased().hasPrefix("application/json") { return nil }
+        guard fields[.connection] == nil else { return .passOn }
         let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
-        guard case .success(let summary) = scanned, let route = table.target(named: summary.model) else { return nil }
+        guard case .success(let summary) = scanned else { return .answer }
+        let notFound: PipelineDecision = summary.stream ? .passOn : .answer
+        let table = snapshot.table
+        guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, body.readableBytes <= table.server.maxBodyBytes,
+            auth.check(fields[.authorization]) == nil, let route = table.target(named: summary.model)
+        else { return notFound }
+        if let type = fields[.contentType], !type.lowercased().hasPrefix("application/json") { return notFound }
         let policy = CachePolicy.decide(cacheControl: fields[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
-        guard policy.lookup, policy.store else { return nil }
+        guard policy.lookup, policy.store else { return notFound }
         let scope = cacheScope(authorization: fields[.authorization], table)
         let now = clock.now()
         guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }),
             let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable
-        else { return nil }
+        else { return notFound }
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
             deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
         logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
-        return hitParts(hit, chat)
+        let (headers, answer) = hitParts(hit, chat)
+        return .hit(headers, answer)
     }
 
     private func stream(

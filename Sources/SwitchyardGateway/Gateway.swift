@@ -37,7 +37,7 @@ public struct Gateway: Sendable {
         self.logger = logger
     }
 
-    /// The chat route, shared by the router and each connection's `CacheShortcut`.
+    /// The chat route, shared by the router and each connection's `ChatChannelHandler`.
     func chatRoute() -> ChatCompletionsRoute {
         ChatCompletionsRoute(
             store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage), cache: cache, auth: auth,

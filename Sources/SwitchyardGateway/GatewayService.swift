@@ -36,9 +36,9 @@ extension Gateway {
         return Application(
             responder: OpenAIErrorResponder(inner: router(chat: chat).buildResponder()),
             server: HTTPServerBuilder { responder in
-                ShortcutHTTP1Channel(
+                GatewayHTTP1Channel(
                     base: HTTP1Channel(responder: responder, configuration: http1),
-                    makeShortcut: { CacheShortcut(route: chat, serverName: serverName) })
+                    makeChatHandler: { ChatChannelHandler(route: chat, serverName: serverName, logger: logger) })
             },
             configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },

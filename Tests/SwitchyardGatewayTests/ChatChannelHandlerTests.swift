@@ -6,9 +6,10 @@ import Testing
 import Glibc
 #endif
 
-/// Cache hits answered in the channel pipeline (`CacheShortcut`) must look and count exactly like hits of
-/// the full path, and must never reorder, drop or wrongly keep open a connection's answers.
-struct CacheShortcutTests {
+/// Chat requests answered in the channel pipeline (`ChatChannelHandler`) must look and count exactly like
+/// answers of the full path, must never reorder, drop or wrongly keep open a connection's answers, and a
+/// client that goes away must take its upstream call with it.
+struct ChatChannelHandlerTests {
     static func request(_ body: String, extraHeaders: String = "") -> String {
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
@@ -24,16 +25,45 @@ struct CacheShortcutTests {
             #expect(try await h.post(chat("cached before")).status == 200)
             let fd = try RawConnection.open(port: h.port)
             defer { close(fd) }
-            let both = Self.request(chat("slow miss")) + Self.request(chat("cached before")) + Self.request(chat("cached before"))
-            _ = both.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            let answers = try await RawConnection.answers(fd, count: 3)
-            #expect(answers.count == 3)
-            #expect(answers.map { Self.header($0, "x-switchyard-cache") } == ["miss", "hit", "hit"])
+            let all = Self.request(chat("slow miss")) + Self.request(chat("cached before")) + "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
+                + Self.request(chat("second slow miss")) + Self.request(chat("cached before"))
+            _ = all.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            let answers = try await RawConnection.answers(fd, count: 5)
+            #expect(answers.count == 5)
+            #expect(answers.map { Self.header($0, "x-switchyard-cache") } == ["miss", "hit", nil, "miss", "hit"])
             #expect(answers[0].contains(expectedAnswer("slow miss")))
             #expect(answers[1].contains(expectedAnswer("cached before")))
+            #expect(answers[2].contains(#""object":"list""#))
+            #expect(answers[3].contains(expectedAnswer("second slow miss")))
             // Once the pipeline drained, a hit is served from the shortcut again on the same connection.
             let later = try await RawConnection.exchange(fd, Self.request(chat("cached before")))
             #expect(Self.header(later, "x-switchyard-cache") == "hit")
+        }
+    }
+
+    @Test func aClientThatGoesAwayCancelsItsUpstreamCall() async throws {
+        // The upstream would take 1.5 s; the client leaves after 200 ms. The request must end (and be logged)
+        // at once, and the upstream must find its caller gone when it answers.
+        let logs = LogCapture()
+        try await withHarness(script: "default: { latency: 1500ms }", logs: logs) { h in
+            let fd = try RawConnection.open(port: h.port)
+            _ = Self.request(chat("left early")).withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            try await Task.sleep(for: .milliseconds(200))
+            close(fd)
+            let closed = Date()
+            var ended: TimeInterval?
+            while ended == nil, Date().timeIntervalSince(closed) < 3 {
+                if logs.text.contains("request route=auto") { ended = Date().timeIntervalSince(closed) }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let seconds = try #require(ended, "the request ended")
+            #expect(seconds < 0.5 * timingScale, "ended \(seconds)s after the client left, not when the upstream answered")
+            var upstream: [String] = []
+            while upstream.isEmpty, Date().timeIntervalSince(closed) < 5 {
+                upstream = h.upstreamRequests().map(\.action)
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(upstream == ["client_gone"], "the upstream call was cancelled: \(upstream)")
         }
     }
 

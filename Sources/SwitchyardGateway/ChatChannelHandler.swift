@@ -1,0 +1,229 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import Locking
+import NIOHTTPTypes
+import SwitchyardCore
+
+/// Serves `POST /v1/chat/completions` inside the connection's channel pipeline, on the event loop that read
+/// the request: cache hits at once, other plain (non-streaming) requests through `ChatCompletionsRoute.handle`
+/// in a task of their own. Streams and every other path pass on to Hummingbird unchanged.
+///
+/// Through Hummingbird's async path each request also paid for an async channel hand-over each way, the
+/// router and a task hop (about 80 µs of a 230 µs cache hit at concurrency 1). And Hummingbird does not
+/// cancel a handler whose client has gone; here a closed connection cancels its task, and with it the
+/// upstream call. Answers keep their order: while an answer is being made, further requests of a pipelining
+/// client wait (reads are held), and once a request has passed on, later ones follow it. The handler sits
+/// after Hummingbird's connection-state handler, which therefore sees every request and answer for its idle
+/// and shutdown rules.
+final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Holding a chat request until its end arrives.
+        case holding(HTTPRequest, ByteBuffer)
+        /// Passing the current request on as it arrives.
+        case passing
+        /// A task is making the answer.
+        case answering(Task<Void, Never>)
+    }
+
+    private let route: ChatCompletionsRoute
+    private let serverName: String
+    private let logger: Logger
+    /// The table's body limit when the held request began.
+    private var maxBody = 0
+    private var state = State.idle
+    /// Requests passed on whose answers have not ended: while any are, requests pass on too.
+    private var passedOn = 0
+    /// Parts that arrived while an answer was being made (a pipelining client), replayed after it.
+    private var queued: [HTTPRequestPart] = []
+    /// A read asked for while an answer was being made, issued once it is out.
+    private var readHeld = false
+
+    init(route: ChatCompletionsRoute, serverName: String, logger: Logger) {
+        self.route = route
+        self.serverName = serverName
+        self.logger = logger
+    }
+
+    private var isAnswering: Bool {
+        if case .answering = state { return true }
+        return false
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        if isAnswering {
+            queued.append(part)
+        } else {
+            take(part, context: context)
+        }
+    }
+
+    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            if passedOn == 0, head.method == .post, head.path == "/v1/chat/completions" {
+                maxBody = route.store.snapshot.table.server.maxBodyBytes
+                state = .holding(head, context.channel.allocator.buffer(capacity: 0))
+            } else {
+                passOn(context, part)
+            }
+        case (.holding(let head, var body), .body(var chunk)):
+            state = .idle  // drop the reference so the buffer is not copied on write
+            if body.readableBytes + chunk.readableBytes > maxBody {
+                // The full path refuses it with its own answer.
+                passOn(context, .head(head))
+                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
+                context.fireChannelRead(wrapInboundOut(.body(chunk)))
+            } else {
+                if body.readableBytes == 0 { body = chunk } else { body.writeBuffer(&chunk) }
+                state = .holding(head, body)
+            }
+        case (.holding(let head, let body), .end(let trailers)):
+            state = .idle
+            switch route.pipelineDecision(head: head, body: body, channel: context.channel) {
+            case .hit(let fields, let answer):
+                write(context, status: .ok, fields, answer)
+            case .answer:
+                answer(head, body, context: context)
+            case .passOn:
+                passOn(context, .head(head))
+                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
+                context.fireChannelRead(wrapInboundOut(.end(trailers)))
+            }
+        case (.passing, .end):
+            state = .idle
+            context.fireChannelRead(wrapInboundOut(part))
+        default:
+            context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    /// Starts passing the current request on.
+    private func passOn(_ context: ChannelHandlerContext, _ head: HTTPRequestPart) {
+        passedOn += 1
+        state = .passing
+        context.fireChannelRead(wrapInboundOut(head))
+    }
+
+    /// Makes the answer in a task; the handler takes it back on its event loop to write it.
+    private func answer(_ head: HTTPRequest, _ body: ByteBuffer, context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: loop)
+        let bound = NIOLoopBound(context, eventLoop: loop)
+        let route = self.route
+        let request = Request(head: head, body: RequestBody(buffer: body))
+        let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: logger))
+        state = .answering(
+            Task {
+                let response: Response
+                do {
+                    response = try await route.handle(request, context: requestContext)
+                } catch {
+                    response = GatewayError(status: .internalServerError, message: "the gateway failed: \(error)", type: "server_error", code: nil).response()
+                }
+                let collected = BodyCollector()
+                do { try await response.body.write(collected) } catch {}
+                let bytes = collected.buffer.withLock { $0 }
+                loop.execute { handler.value.answered(bound.value, status: response.status, response.headers, bytes) }
+            })
+    }
+
+    private func answered(_ context: ChannelHandlerContext, status: HTTPResponse.Status, _ fields: HTTPFields, _ body: ByteBuffer) {
+        state = .idle
+        write(context, status: status, fields, body)
+        // Requests a pipelining client sent meanwhile, in order; one of them may start another answer.
+        let waiting = queued
+        queued = []
+        for part in waiting {
+            if isAnswering { queued.append(part) } else { take(part, context: context) }
+        }
+        // Hummingbird's async channel hands reads on at the end of a read burst; replayed parts are one.
+        if !waiting.isEmpty { context.fireChannelReadComplete() }
+        if readHeld, !isAnswering {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    private func write(_ context: ChannelHandlerContext, status: HTTPResponse.Status, _ fields: HTTPFields, _ body: ByteBuffer) {
+        var fields = fields
+        fields[.contentLength] = String(body.readableBytes)
+        fields[.date] = SecondCache.httpDate.now()
+        fields[.server] = serverName
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if isAnswering {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data), passedOn > 0 { passedOn -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    /// A closed connection takes its answer's task, and so its upstream call, with it. (Hummingbird's
+    /// connection-state handler, ahead of this one, does not pass `channelInactive` on; removal always comes.)
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if case .answering(let task) = state { task.cancel() }
+        state = .idle
+        queued = []
+    }
+}
+
+/// Collects a response body written through Hummingbird's writer interface.
+private struct BodyCollector: ResponseBodyWriter {
+    let buffer = Locked(ByteBuffer())
+
+    mutating func write(_ part: ByteBuffer) async throws {
+        buffer.withLock { collected in
+            if collected.readableBytes == 0 {
+                collected = part
+            } else {
+                var part = part
+                collected.writeBuffer(&part)
+            }
+        }
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// Hummingbird's HTTP/1.1 channel with `ChatChannelHandler` placed after its connection-state handler.
+struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
+    typealias Value = HTTP1Channel.Value
+
+    let base: HTTP1Channel
+    let makeChatHandler: @Sendable () -> ChatChannelHandler
+
+    var responder: HTTPChannelHandler.Responder { base.responder }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        base.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let operations = channel.pipeline.syncOperations
+            let state = try operations.handler(type: HTTPConnectionStateHandler.self)
+            try operations.addHandler(makeChatHandler(), position: .after(state))
+            return value
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await base.handle(value: value, logger: logger)
+    }
+}
