@@ -91,8 +91,9 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.holding(let head, let body), .end(let trailers)):
             state = .idle
             switch route.pipelineDecision(head: head, body: body, channel: context.channel) {
-            case .hit(let fields, let answer):
+            case .hit(let fields, let answer, let chat, let started):
                 write(context, status: .ok, fields, answer)
+                route.logHit(chat, started: started)
             case .answer:
                 answer(head, body, context: context)
             case .passOn:

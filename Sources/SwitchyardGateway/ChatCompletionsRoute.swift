@@ -190,8 +190,8 @@ struct ChatCompletionsRoute: Sendable {
 
     /// What `ChatChannelHandler` does with a whole request, decided without suspending.
     enum PipelineDecision {
-        /// A cache hit: these headers and this body, already logged and counted.
-        case hit(HTTPFields, ByteBuffer)
+        /// A cache hit: these headers and this body; `logHit` once it is out.
+        case hit(HTTPFields, ByteBuffer, ChatRequest, started: UInt64)
         /// A plain (non-streaming) request to answer through `handle`, refusals included.
         case answer
         /// A stream, or a request whose connection handling the full path owns: pass it on.
@@ -224,9 +224,14 @@ struct ChatCompletionsRoute: Sendable {
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
             deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
-        logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
         let (headers, answer) = hitParts(hit, chat)
-        return .hit(headers, answer)
+        return .hit(headers, answer, chat, started: started)
+    }
+
+    /// Logs and counts a hit `pipelineDecision` found, after its answer went out: the log line's write and
+    /// the metrics stay off the client's wait.
+    func logHit(_ chat: ChatRequest, started: UInt64) {
+        logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
     }
 
     private func stream(
