@@ -208,12 +208,14 @@ final class LoadGenerator {
         // Only x-switchyard-* and retry-after matter: test the bytes before building any string.
         let bytes = UnsafeRawBufferPointer(start: data, count: n)
         guard hasPrefix(bytes, "x-switchyard-") || hasPrefix(bytes, "retry-after") else { return n }
-        let line = String(decoding: bytes, as: UTF8.self)
-        if let colon = line.firstIndex(of: ":") {
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-            slot.headers[name] = value
-        }
+        // Raw bytes, no Foundation: this runs inside the timed window, between the answer's bytes and its end.
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else { return n }
+        var start = colon + 1
+        var end = n
+        while start < end, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        while end > start, bytes[end - 1] == 0x20 || bytes[end - 1] == 0x09 || bytes[end - 1] == 0x0D || bytes[end - 1] == 0x0A { end -= 1 }
+        let name = String(decoding: bytes[..<colon].lazy.map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        slot.headers[name] = String(decoding: bytes[start..<end], as: UTF8.self)
         return n
     }
 
