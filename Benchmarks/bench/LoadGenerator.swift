@@ -246,6 +246,8 @@ final class LoadGenerator {
         var queued: Int32 = 0
         while let message = curl_multi_info_read(multi, &queued) {
             guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle else { continue }
+            // The answer is whole: stop the clock before the generator's own bookkeeping.
+            let now = Clock.now()
             let code = message.pointee.data.result
             var raw: UnsafeMutableRawPointer?
             _ = sy_easy_getinfo_pointer(easy, CURLINFO_PRIVATE, &raw)
@@ -253,7 +255,6 @@ final class LoadGenerator {
             var status = 0
             _ = sy_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             curl_multi_remove_handle(multi, easy)
-            let now = Clock.now()
             let result = LoadResult(
                 tag: slot.request.tag, status: status, latencyNs: now - slot.intended,
                 firstByteNs: slot.firstByte == 0 ? now - slot.intended : slot.firstByte - slot.intended, headers: slot.headers, body: slot.body,
