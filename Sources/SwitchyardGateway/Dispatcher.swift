@@ -216,8 +216,7 @@ public final class Dispatcher: Sendable {
                     defaults: request.route.defaults)
                 let provider = snapshot.table.providers[snapshot.table.models[model].provider]
                 let response = try await upstream.send(
-                    provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: walk.attempts, timeout: budget,
-                    on: request.channel?.eventLoop)
+                    provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: walk.attempts, timeout: budget)
                 let bytes = try await response.body.collect(upTo: 32 << 20)
                 let status = Int(response.status.code)
                 learnQuota(response.headers, key: key, snapshot)

@@ -112,8 +112,7 @@ extension Dispatcher {
             let body = UpstreamBody.build(
                 original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                 defaults: request.route.defaults, prefill: prefill)
-            let response = try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget,
-                on: request.channel?.eventLoop)
+            let response = try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
             let status = Int(response.status.code)
             learnQuota(response.headers, key: key, snapshot)
             guard status == 200 else {

@@ -106,7 +106,7 @@ import Testing
 
     @Test func aStreamWithoutDoneIsFinalisedPromptly() async throws {
         // With a 5s idle timeout, finishing well under it shows the gateway did not wait for silence.
-        let config = Harness.config.replacingOccurrences(of: "stream_idle_timeout: 600ms", with: "stream_idle_timeout: 5s")
+        let config = Harness.config.replacingOccurrences(of: "stream_idle_timeout: \(Harness.streamTimeout)", with: "stream_idle_timeout: 5s")
         try await withHarness(config: config, script: "default: no_done") { h in
             let started = Date()
             let reply = try await h.post(chat("no done", stream: true))
