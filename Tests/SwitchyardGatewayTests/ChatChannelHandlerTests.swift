@@ -42,26 +42,26 @@ struct ChatChannelHandlerTests {
     }
 
     @Test func aClientThatGoesAwayCancelsItsUpstreamCall() async throws {
-        // The upstream would take 1.5 s; the client leaves after 200 ms. The request must end (and be logged)
-        // at once, and the upstream must find its caller gone when it answers.
+        // The upstream would take 3 s; the client leaves after 200 ms. The request must end (and be logged)
+        // long before the upstream would have answered, and the upstream must find its caller gone.
         let logs = LogCapture()
-        try await withHarness(script: "default: { latency: 1500ms }", logs: logs) { h in
+        try await withHarness(script: "default: { latency: 3s }", logs: logs) { h in
             let fd = try RawConnection.open(port: h.port)
             _ = Self.request(chat("left early")).withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             try await Task.sleep(for: .milliseconds(200))
             close(fd)
             let closed = Date()
             var ended: TimeInterval?
-            while ended == nil, Date().timeIntervalSince(closed) < 3 * timingScale {
+            while ended == nil, Date().timeIntervalSince(closed) < 4 * timingScale {
                 if logs.text.contains("request route=auto") { ended = Date().timeIntervalSince(closed) }
                 try await Task.sleep(for: .milliseconds(10))
             }
             let seconds = try #require(ended, "the request ended")
             // A sanitizer build under the full suite's load stretches this unpredictably; there the upstream's
             // `client_gone` below is the proof.
-            if timingScale == 1 { #expect(seconds < 0.5, "ended \(seconds)s after the client left, not when the upstream answered") }
+            if timingScale == 1 { #expect(seconds < 1.5, "ended \(seconds)s after the client left, not when the upstream answered (2.8 s)") }
             var upstream: [String] = []
-            while upstream.isEmpty, Date().timeIntervalSince(closed) < 5 * timingScale {
+            while upstream.isEmpty, Date().timeIntervalSince(closed) < 6 * timingScale {
                 upstream = h.upstreamRequests().map(\.action)
                 try await Task.sleep(for: .milliseconds(20))
             }
