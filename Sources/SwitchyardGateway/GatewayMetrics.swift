@@ -42,23 +42,34 @@ public final class GatewayMetrics: Sendable {
     private struct AttemptLabels: Hashable {
         var model: String, key: String, outcome: OutcomeClass
     }
-    private let requestCollectors = Locked([RequestLabels: (requests: Counter, duration: DurationHistogram)]())
-    private let attemptCollectors = Locked([AttemptLabels: (attempts: Counter, duration: DurationHistogram)]())
+    private let requestCollectors = Memo<RequestLabels, (requests: Counter, duration: DurationHistogram)>()
+    private let attemptCollectors = Memo<AttemptLabels, (attempts: Counter, duration: DurationHistogram)>()
+
+    /// Values made once per key under a lock, and read under it after.
+    private final class Memo<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+        private let values = Locked([Key: Value]())
+
+        func value(_ key: Key, make: () -> Value) -> Value {
+            if let known = values.withLock({ $0[key] }) { return known }
+            return values.withLock { known in
+                if let value = known[key] { return value }
+                let value = make()
+                known[key] = value
+                return value
+            }
+        }
+    }
 
     func request(route: String, model: String, key: String, status: Int, cache: String, seconds: Double, attempts: Int, continuations: Int) {
         let outcome = status < 400 ? "success" : status < 500 ? "client_error" : "upstream_error"
         let labels = RequestLabels(route: route, model: model, key: key, outcome: outcome, cache: cache)
-        let collectors =
-            requestCollectors.withLock { $0[labels] }
-            ?? requestCollectors.withLock { known in
-                let made = (
-                    requests: registry.makeCounter(
-                        descriptor: Self.requests, labels: [("route", route), ("model", model), ("key", key), ("outcome", outcome), ("cache", cache)]),
-                    duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: Self.latencyBuckets)
-                )
-                known[labels] = made
-                return made
-            }
+        let collectors = requestCollectors.value(labels) {
+            (
+                requests: registry.makeCounter(
+                    descriptor: Self.requests, labels: [("route", route), ("model", model), ("key", key), ("outcome", outcome), ("cache", cache)]),
+                duration: registry.makeDurationHistogram(descriptor: Self.requestDuration, labels: [("route", route)], buckets: Self.latencyBuckets)
+            )
+        }
         collectors.requests.increment()
         collectors.duration.recordNanoseconds(Int64(seconds * 1e9))
         if attempts > 1 { registry.makeCounter(descriptor: Self.failovers, labels: [("route", route)]).increment(by: Int64(attempts - 1)) }
@@ -67,16 +78,12 @@ public final class GatewayMetrics: Sendable {
 
     func attempt(model: String, key: String, outcome: OutcomeClass, nanoseconds: UInt64) {
         let labels = AttemptLabels(model: model, key: key, outcome: outcome)
-        let collectors =
-            attemptCollectors.withLock { $0[labels] }
-            ?? attemptCollectors.withLock { known in
-                let made = (
-                    attempts: registry.makeCounter(descriptor: Self.attempts, labels: [("model", model), ("key", key), ("outcome", outcome.rawValue)]),
-                    duration: registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("model", model)], buckets: Self.latencyBuckets)
-                )
-                known[labels] = made
-                return made
-            }
+        let collectors = attemptCollectors.value(labels) {
+            (
+                attempts: registry.makeCounter(descriptor: Self.attempts, labels: [("model", model), ("key", key), ("outcome", outcome.rawValue)]),
+                duration: registry.makeDurationHistogram(descriptor: Self.upstreamDuration, labels: [("model", model)], buckets: Self.latencyBuckets)
+            )
+        }
         collectors.attempts.increment()
         collectors.duration.recordNanoseconds(Int64(nanoseconds))
     }
