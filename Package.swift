@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "switchyard", targets: ["switchyard"]),
         .executable(name: "fake-upstream", targets: ["fake-upstream"]),
         .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "stack-floor", targets: ["stack-floor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -122,6 +123,21 @@ let package = Package(
             path: "Benchmarks/bench",
             swiftSettings: swiftSettings
         ),
+        // The bare server + client proxy bench measures beside the gateway: the stack's own cost per request.
+        .executableTarget(
+            name: "stack-floor",
+            dependencies: [
+                "SwitchyardGateway",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/stack-floor",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SwitchyardGatewayTests",
@@ -143,7 +159,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BenchTests",
-            dependencies: ["bench", "FakeUpstream"],
+            // stack-floor: built beside the tests, as bench finds it beside itself.
+            dependencies: ["bench", "stack-floor", "FakeUpstream"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

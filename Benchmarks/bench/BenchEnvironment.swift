@@ -188,14 +188,7 @@ final class BenchEnvironment: @unchecked Sendable {
 
     /// The gateway process's CPU time in microseconds (utime + stime from /proc), nil for an external gateway.
     func gatewayCPUMicros() -> UInt64? {
-        guard let pid = process?.processIdentifier,
-            let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
-        let ticks = UInt64(sysconf(Int32(_SC_CLK_TCK)))
-        return (user + system) * 1_000_000 / max(ticks, 1)
+        process.flatMap { processCPUMicros($0.processIdentifier) }
     }
 
     /// Keys the gateway disabled for their error rate since `logOffset` (a position in its log), read from its

@@ -84,6 +84,18 @@ struct Scenarios: @unchecked Sendable {
         }
         report.add("loadgen_cpu_us_per_request", Double(loadgenCPU) / Double(max(done, 1)))
         report.add("errors", Double(errors))
+        // The same load through a bare proxy of the same stack: what is the gateway's own, what the stack's.
+        if env.process != nil, let floor = try StackFloor.start(upstream: directURL) {
+            defer { floor.stop() }
+            let before = floor.cpuMicros
+            let (bare, bareErrors, bareDone, _, _) = load(
+                floor.url + "/v1/chat/completions", model: "meta-llama/llama-3.1-8b-instruct:free", headers: ["Content-Type: application/json"])
+            if let before, let after = floor.cpuMicros, bareDone > 0 {
+                report.add("stack_floor_cpu_us_per_request", Double(after - before) / Double(bareDone))
+            }
+            report.add("stack_floor_overhead_ms.p50", bare.ms(50) - direct.ms(50))
+            report.add("stack_floor_errors", Double(bareErrors))
+        }
         report.timeline = timeline.samples
         report.latencyHistogram = gateway.histogram
         report.passed = errors == 0

@@ -1,4 +1,5 @@
 import Foundation
+import FakeUpstream
 import Testing
 @testable import bench
 
@@ -26,5 +27,21 @@ import Testing
         let json = Report.json([failover, cache])
         #expect(json.contains(#""failover_added_ms": {"p50""#))
         #expect(HTMLReport.render([failover, cache]).contains("<svg"))
+    }
+
+    @Test func theStackFloorForwardsAChatRequestAndAnswersWithTheUpstreamsBytes() async throws {
+        let fake = try await FakeUpstreamServer.start(script: FakeScript(), threads: 1)
+        let upstream = fake.baseURL + "/chat/completions"
+        let (answer, cpu) = try await onThread {
+            let floor = try #require(try StackFloor.start(upstream: upstream), "swift build builds stack-floor beside the tests")
+            defer { floor.stop() }
+            let body = String(decoding: Prompts.body("stack floor", model: "meta-llama/llama-3.1-8b-instruct:free"), as: UTF8.self)
+            return (try HTTP.post(floor.url + "/v1/chat/completions", body), floor.cpuMicros)
+        }
+        try await fake.shutdown()
+        #expect(answer.status == 200)
+        #expect(answer.body.contains(#""object":"chat.completion""#), "\(answer.body)")
+        #expect(answer.body.contains("meta-llama/llama-3.1-8b-instruct:free"))
+        #expect(cpu != nil)
     }
 }
