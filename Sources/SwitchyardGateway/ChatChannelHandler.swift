@@ -94,8 +94,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .hit(let fields, let answer, let chat, let started):
                 write(context, status: .ok, fields, answer)
                 route.logHit(chat, started: started)
-            case .answer:
-                answer(head, body, context: context)
+            case .answer(let prepared):
+                answer(head, body, prepared, context: context)
             case .passOn:
                 passOn(context, .head(head))
                 if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
@@ -117,7 +117,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Makes the answer in a task; the handler takes it back on its event loop to write it.
-    private func answer(_ head: HTTPRequest, _ body: ByteBuffer, context: ChannelHandlerContext) {
+    private func answer(_ head: HTTPRequest, _ body: ByteBuffer, _ prepared: ChatCompletionsRoute.Prepared?, context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let bound = NIOLoopBound(context, eventLoop: loop)
@@ -128,7 +128,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             Task {
                 let response: Response
                 do {
-                    response = try await route.handle(request, context: requestContext)
+                    response = try await route.handle(request, context: requestContext, prepared: prepared)
                 } catch {
                     response = GatewayError(status: .internalServerError, message: "the gateway failed: \(error)", type: "server_error", code: nil).response()
                 }

@@ -26,7 +26,12 @@ struct ChatCompletionsRoute: Sendable {
     static let lastResort = HTTPField.Name("x-switchyard-last-resort")!
 
     func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        let snapshot = store.snapshot
+        try await handle(request, context: context, prepared: nil)
+    }
+
+    /// `prepared`: what `pipelineDecision` already read of this request, so it is not scanned and keyed twice.
+    func handle(_ request: Request, context: GatewayRequestContext, prepared: Prepared?) async throws -> Response {
+        let snapshot = prepared?.snapshot ?? store.snapshot
         // Shed load at once rather than queue without bound; a streaming answer holds its slot until it ends.
         guard let slot = inFlight.acquire(limit: snapshot.table.server.maxInFlight) else {
             return GatewayError(
@@ -34,10 +39,12 @@ struct ChatCompletionsRoute: Sendable {
                 type: "rate_limit_error", code: "gateway_overloaded", retryAfter: 1
             ).response()
         }
-        return try await handle(request, context: context, snapshot: snapshot, slot: slot)
+        return try await handle(request, context: context, snapshot: snapshot, prepared: prepared, slot: slot)
     }
 
-    private func handle(_ request: Request, context: GatewayRequestContext, snapshot: RoutingSnapshot, slot: InFlightLimit.Slot) async throws -> Response {
+    private func handle(
+        _ request: Request, context: GatewayRequestContext, snapshot: RoutingSnapshot, prepared: Prepared?, slot: InFlightLimit.Slot
+    ) async throws -> Response {
         let started = Monotonic.now()
         let table = snapshot.table
         if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
@@ -67,12 +74,16 @@ struct ChatCompletionsRoute: Sendable {
             ).response()
         }
         let summary: ChatRequestSummary
-        do {
-            summary = try body.withUnsafeReadableBytes { raw in
-                Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) }
-            }.get()
-        } catch {
-            return GatewayError.badRequest(error.description).response()
+        if let prepared {
+            summary = prepared.summary
+        } else {
+            do {
+                summary = try body.withUnsafeReadableBytes { raw in
+                    Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) }
+                }.get()
+            } catch {
+                return GatewayError.badRequest(error.description).response()
+            }
         }
         guard let route = table.target(named: summary.model) else {
             let choices = table.routes.map(\.name) + table.models.map(\.name)
@@ -93,7 +104,7 @@ struct ChatCompletionsRoute: Sendable {
         var ticket: FlightTicket?
         if policy.store {
             let scope = cacheScope(authorization: request.headers[.authorization], table)
-            cacheKey = body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
+            cacheKey = prepared?.cacheKey ?? body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
         }
         if let cacheKey, policy.lookup {
             if let hit = cache.lookup(cacheKey, at: now), !summary.stream || hit.replayable {
@@ -193,9 +204,17 @@ struct ChatCompletionsRoute: Sendable {
         /// A cache hit: these headers and this body; `logHit` once it is out.
         case hit(HTTPFields, ByteBuffer, ChatRequest, started: UInt64)
         /// A plain (non-streaming) request to answer through `handle`, refusals included.
-        case answer
+        case answer(Prepared?)
         /// A stream, or a request whose connection handling the full path owns: pass it on.
         case passOn
+    }
+
+    /// What `pipelineDecision` read of a request it hands to `handle`: the snapshot it read it under, the
+    /// scan, and the cache key when it made one (the same `handle` would make, under the same snapshot).
+    struct Prepared: Sendable {
+        let snapshot: RoutingSnapshot
+        let summary: ChatRequestSummary
+        var cacheKey: CacheKey?
     }
 
     /// Hits are answered at once; other plain requests go through `handle` on the connection's event loop;
@@ -207,8 +226,9 @@ struct ChatCompletionsRoute: Sendable {
         let fields = head.headerFields
         guard fields[.connection] == nil else { return .passOn }
         let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
-        guard case .success(let summary) = scanned else { return .answer }
-        let notFound: PipelineDecision = summary.stream ? .passOn : .answer
+        guard case .success(let summary) = scanned else { return .answer(nil) }
+        var prepared = Prepared(snapshot: snapshot, summary: summary)
+        let notFound: PipelineDecision = summary.stream ? .passOn : .answer(prepared)
         let table = snapshot.table
         guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, body.readableBytes <= table.server.maxBodyBytes,
             auth.check(fields[.authorization]) == nil, let route = table.target(named: summary.model)
@@ -218,9 +238,11 @@ struct ChatCompletionsRoute: Sendable {
         guard policy.lookup, policy.store else { return notFound }
         let scope = cacheScope(authorization: fields[.authorization], table)
         let now = clock.now()
-        guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }),
-            let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable
-        else { return notFound }
+        guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }) else {
+            return notFound
+        }
+        prepared.cacheKey = key
+        guard let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable else { return summary.stream ? .passOn : .answer(prepared) }
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
             deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)

@@ -12,6 +12,12 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
         self.digest = digest
     }
 
+    /// A SHA-256 digest is uniform already: eight of its bytes hash as well as all 32, in one call into
+    /// `Hasher` instead of one per byte (which showed in profiles of the cache's dictionary).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(unsafeBitCast(digest, to: SIMD4<UInt64>.self)[0])
+    }
+
     public var description: String {
         (0..<8).map { String(digest[$0], radix: 16).count == 1 ? "0" + String(digest[$0], radix: 16) : String(digest[$0], radix: 16) }.joined()
     }
