@@ -84,7 +84,10 @@ import Testing
             let started = Date()
             let reply = try await h.post(chat("silent", stream: true))
             let elapsed = Date().timeIntervalSince(started)
-            #expect(reply.header("x-switchyard-model") == "other-8k")
+            // The next candidate answers. Under a sanitizer's full-suite load its first token can miss the (doubled)
+            // timeout too and the long model answers; the silent one was left either way.
+            let model = reply.header("x-switchyard-model")
+            if timingScale == 1 { #expect(model == "other-8k") } else { #expect(model != "fast-8k") }
             #expect(ParsedStream(reply.events).content == expectedAnswer("silent"))
             // It moved on after first_token_timeout (0.6 s) instead of waiting out the silence.
             #expect(elapsed >= 0.55 && elapsed < silence - 1, "\(elapsed)s")
