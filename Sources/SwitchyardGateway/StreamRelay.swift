@@ -55,7 +55,9 @@ extension Dispatcher {
     /// Tries candidates until one produces output; every failure before that is invisible to the client.
     func startStream(_ request: ChatRequest, plan: RoutePlan) async -> StreamStart {
         var walk = Walk(plan: plan)
-        while let (model, key) = nextPair(&walk, request) {
+        // `break candidates`, not `break`: inside a switch, a bare break would only leave the switch and the
+        // walk would go on to the next candidate after the retry policy (or the client) said stop.
+        candidates: while let (model, key) = nextPair(&walk, request) {
             walk.attempts += 1
             switch await openStream(request, model: model, key: key, attempt: walk.attempts, prefill: nil) {
             case .opened(let events):
@@ -72,11 +74,11 @@ extension Dispatcher {
                         log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
                         return .failed(GatewayError(status: .init(code: 499), message: "client closed the request", type: "cancelled", code: nil), attempts: walk.attempts)
                     }
-                    if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+                    if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
                 }
             case .refused(let outcome):
-                if outcome.kind == .cancelled { break }
-                if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+                if outcome.kind == .cancelled { break candidates }
+                if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
             }
         }
         return .failed(failure(walk, request), attempts: walk.attempts)

@@ -113,9 +113,10 @@ import Testing
         }
     }
 
-    @Test func aContentRefusalComesBackAfterOneAttempt() async throws {
+    @Test(arguments: [false, true])
+    func aContentRefusalComesBackAfterOneAttempt(stream: Bool) async throws {
         try await withHarness(script: "default: content_policy") { h in
-            let reply = try await h.post(chat())
+            let reply = try await h.post(chat(stream: stream))
             #expect(reply.status == 400)
             #expect(reply.body.contains("content policy"))
             #expect(reply.body.contains("content_policy_violation"))
