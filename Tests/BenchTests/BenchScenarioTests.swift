@@ -19,7 +19,9 @@ import Testing
         #expect(failover.figure("client_error_rate") == 0)
         #expect(failover.figure("requests_to_disabled_key") == 0)
         #expect(failover.figure("recovered") == 1, "\(failover.figures)")
-        #expect((failover.figure("requests") ?? 0) > 100)
+        // A load ran through the fault. How much is no measure here: a debug build sharing two cores with the
+        // rest of the suite served 64-92 requests in some full runs, 100+ alone.
+        #expect((failover.figure("requests") ?? 0) > 30)
         let hitRate = try #require(cache.figure("hit_rate"))
         let expected = try #require(cache.figure("expected_hit_rate"))
         #expect(abs(hitRate - expected) <= 0.02)
