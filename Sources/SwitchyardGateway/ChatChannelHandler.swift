@@ -128,7 +128,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             Task {
                 let response: Response
                 do {
-                    response = try await route.handle(request, context: requestContext, prepared: prepared)
+                    response = try await route.handle(request, context: requestContext, prepared: prepared, cancelledOnClose: true)
                 } catch {
                     response = GatewayError(status: .internalServerError, message: "the gateway failed: \(error)", type: "server_error", code: nil).response()
                 }
@@ -177,6 +177,19 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data), passedOn > 0 { passedOn -= 1 }
         context.write(data, promise: promise)
+    }
+
+    /// A client whose input ends while Hummingbird serves one of its requests has gone, as nginx takes it:
+    /// the connection is closed, so that request's upstream call, which watches it, ends too. (Hummingbird
+    /// allows half-closure and would keep the connection, and the upstream call, open until the answer.)
+    /// Requests this handler answers itself end the same way: Hummingbird, with none of its own in flight,
+    /// closes the connection.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event, passedOn > 0 {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// A closed connection takes its answer's task, and so its upstream call, with it. (Hummingbird's

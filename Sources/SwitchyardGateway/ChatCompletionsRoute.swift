@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import SwitchyardCore
+import Synchronization
 
 /// `POST /v1/chat/completions`: validate, route, dispatch, answer with the `x-switchyard-*` headers.
 struct ChatCompletionsRoute: Sendable {
@@ -26,11 +27,14 @@ struct ChatCompletionsRoute: Sendable {
     static let lastResort = HTTPField.Name("x-switchyard-last-resort")!
 
     func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
-        try await handle(request, context: context, prepared: nil)
+        try await handle(request, context: context, prepared: nil, cancelledOnClose: false)
     }
 
-    /// `prepared`: what `pipelineDecision` already read of this request, so it is not scanned and keyed twice.
-    func handle(_ request: Request, context: GatewayRequestContext, prepared: Prepared?) async throws -> Response {
+    /// - Parameters:
+    ///   - prepared: what `pipelineDecision` already read of this request, so it is not scanned and keyed twice.
+    ///   - cancelledOnClose: the caller cancels this task when the client's connection closes (`ChatChannelHandler`
+    ///     does, Hummingbird does not); otherwise upstream calls watch the connection themselves.
+    func handle(_ request: Request, context: GatewayRequestContext, prepared: Prepared?, cancelledOnClose: Bool) async throws -> Response {
         let snapshot = prepared?.snapshot ?? store.snapshot
         // Shed load at once rather than queue without bound; a streaming answer holds its slot until it ends.
         guard let slot = inFlight.acquire(limit: snapshot.table.server.maxInFlight) else {
@@ -39,11 +43,12 @@ struct ChatCompletionsRoute: Sendable {
                 type: "rate_limit_error", code: "gateway_overloaded", retryAfter: 1
             ).response()
         }
-        return try await handle(request, context: context, snapshot: snapshot, prepared: prepared, slot: slot)
+        return try await handle(request, context: context, snapshot: snapshot, prepared: prepared, cancelledOnClose: cancelledOnClose, slot: slot)
     }
 
     private func handle(
-        _ request: Request, context: GatewayRequestContext, snapshot: RoutingSnapshot, prepared: Prepared?, slot: InFlightLimit.Slot
+        _ request: Request, context: GatewayRequestContext, snapshot: RoutingSnapshot, prepared: Prepared?, cancelledOnClose: Bool,
+        slot: InFlightLimit.Slot
     ) async throws -> Response {
         let started = Monotonic.now()
         let table = snapshot.table
@@ -96,7 +101,8 @@ struct ChatCompletionsRoute: Sendable {
         let now = clock.now()
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: request.headers[Self.affinity], deadline: now + table.retry.requestDeadline,
-            deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: context.channel)
+            deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: context.channel,
+            watchesClient: !cancelledOnClose)
         // The cache: a hit answers at once; an identical request in flight is waited for; otherwise this one leads.
         let policy = CachePolicy.decide(
             cacheControl: request.headers[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
@@ -272,19 +278,25 @@ struct ChatCompletionsRoute: Sendable {
             let clock = self.clock
             let route = self
             let slot = slot
+            let end = StreamEnd { ending in
+                slot.release()
+                session.events.cancel()
+                let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)
+                if let cacheKey, let answer { cache.store(answer, for: cacheKey, at: clock.now()) }
+                ticket?.land(answer)
+                let status = ending == .completed ? 200 : ending == .clientGone ? GatewayError.clientClosed.status.code : 502
+                route.logRequest(
+                    chat, status: status, model: session.model, key: session.key, attempts: session.walk.attempts,
+                    started: started, cache: cacheHeader, error: ending == .completed ? nil : "stream \(ending)",
+                    continuations: session.continuations)
+            }
             return Response(
                 status: .ok, headers: headers,
                 body: ResponseBody { writer in
-                    defer { slot.release() }
-                    let ending = try await dispatcher.relay(session, to: &writer)
-                    try await writer.finish(nil)
-                    let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)
-                    if let cacheKey, let answer { cache.store(answer, for: cacheKey, at: clock.now()) }
-                    ticket?.land(answer)
-                    route.logRequest(
-                        chat, status: ending == .completed ? 200 : 502, model: session.model, key: session.key, attempts: session.walk.attempts,
-                        started: started, cache: cacheHeader, error: ending == .completed ? nil : "stream \(ending)",
-                        continuations: session.continuations)
+                    let ending = await dispatcher.relay(session, to: &writer)
+                    // A client that has gone cannot be finished for; the bookkeeping runs either way.
+                    if ending != .clientGone { try? await writer.finish(nil) }
+                    end.run(ending)
                 })
         }
     }
@@ -366,4 +378,23 @@ public struct ClientAuth: Sendable {
         }
         return nil
     }
+}
+
+/// A stream's last bookkeeping (its in-flight slot, cache, waiting followers, log line), run once: by the body
+/// writer when the stream ends, or, if the client left before Hummingbird started the body (the head's write
+/// failed, so the writer never runs), when the response is dropped.
+final class StreamEnd: Sendable {
+    private let finish: @Sendable (Dispatcher.StreamEnding) -> Void
+    private let done = Atomic<Bool>(false)
+
+    init(_ finish: @escaping @Sendable (Dispatcher.StreamEnding) -> Void) {
+        self.finish = finish
+    }
+
+    func run(_ ending: Dispatcher.StreamEnding) {
+        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        finish(ending)
+    }
+
+    deinit { run(.clientGone) }
 }

@@ -20,6 +20,9 @@ struct ChatRequest: Sendable {
     let deadline: Timestamp
     let deadlineMono: UInt64
     let channel: (any Channel)?
+    /// Whether upstream calls must watch `channel` themselves: false when the caller's task is cancelled as the
+    /// connection closes (`ChatChannelHandler` does that; Hummingbird does not).
+    var watchesClient = true
 }
 
 /// What one attempt's failure looked like, for the 502 message and the logs (labels only, never keys).
@@ -215,9 +218,12 @@ public final class Dispatcher: Sendable {
                     original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                     defaults: request.route.defaults)
                 let provider = snapshot.table.providers[snapshot.table.models[model].provider]
-                let response = try await upstream.send(
-                    provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: walk.attempts, timeout: budget)
-                let bytes = try await response.body.collect(upTo: 32 << 20)
+                let (upstream, attempt) = (self.upstream, walk.attempts)
+                let (response, bytes) = try await untilClientLeaves(request) {
+                    let response = try await upstream.send(
+                        provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: attempt, timeout: budget)
+                    return (response, try await response.body.collect(upTo: 32 << 20))
+                }
                 let status = Int(response.status.code)
                 learnQuota(response.headers, key: key, snapshot)
                 let classified = snapshot.classifiers[provider.id].classify(
@@ -244,6 +250,12 @@ public final class Dispatcher: Sendable {
         return .failed(failure(walk, request), attempts: walk.attempts)
     }
 
+    /// Runs an attempt's upstream I/O, cancelled when the client leaves if nothing else would cancel it.
+    func untilClientLeaves<T: Sendable>(_ request: ChatRequest, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard request.watchesClient, let channel = request.channel else { return try await work() }
+        return try await ClientWatch.run(while: channel, work)
+    }
+
     /// A thrown error from an attempt, classified: network faults and timeouts are transient.
     static func networkOutcome(_ error: any Error, cancelled: Bool) -> Outcome {
         if cancelled || error is CancellationError { return Outcome(.cancelled, message: "the client went away or the deadline passed") }
@@ -266,6 +278,9 @@ public final class Dispatcher: Sendable {
             let code = fault.kind == .contentRefused ? "content_policy_violation" : "invalid_request"
             return GatewayError(
                 status: status, message: fault.message ?? "the upstream refused the request", type: "invalid_request_error", code: code)
+        }
+        if walk.gaveUp == .cancelled {
+            return .clientClosed
         }
         if walk.gaveUp == .deadline {
             return GatewayError(

@@ -37,6 +37,9 @@ public struct GatewayError: Error, Sendable {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 
+    /// What is logged for a request whose client went away before its answer (nginx's 499); nobody reads it.
+    static let clientClosed = GatewayError(status: .init(code: 499), message: "client closed the request", type: "cancelled", code: nil)
+
     static func badRequest(_ message: String, code: String? = nil) -> GatewayError {
         GatewayError(status: .badRequest, message: message, type: "invalid_request_error", code: code)
     }

@@ -72,12 +72,15 @@ extension Dispatcher {
                     events.cancel()
                     if outcome.kind == .cancelled {
                         log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
-                        return .failed(GatewayError(status: .init(code: 499), message: "client closed the request", type: "cancelled", code: nil), attempts: walk.attempts)
+                        return .failed(.clientClosed, attempts: walk.attempts)
                     }
                     if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
                 }
             case .refused(let outcome):
-                if outcome.kind == .cancelled { break candidates }
+                if outcome.kind == .cancelled {
+                    log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
+                    return .failed(.clientClosed, attempts: walk.attempts)
+                }
                 if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
             }
         }
@@ -114,7 +117,10 @@ extension Dispatcher {
             let body = UpstreamBody.build(
                 original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                 defaults: request.route.defaults, prefill: prefill)
-            let response = try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
+            let upstream = self.upstream
+            let response = try await untilClientLeaves(request) {
+                try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
+            }
             let status = Int(response.status.code)
             learnQuota(response.headers, key: key, snapshot)
             guard status == 200 else {
@@ -170,8 +176,21 @@ extension Dispatcher {
 
     /// Relays the rest of the stream to the client; a cut, stall or error event after output began is
     /// continued on the next prefill-capable candidate, so the client receives one complete answer or a
-    /// clean error event, never a truncated stream that looks finished.
-    func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
+    /// clean error event, never a truncated stream that looks finished. A client that has gone shows as
+    /// `.clientGone`, never as a thrown error, so the caller's bookkeeping (log line, cache, followers) runs.
+    func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async -> StreamEnding {
+        do {
+            return try await relayEvents(session, to: &writer)
+        } catch {
+            // Only writes to the client throw.
+            let snapshot = session.request.snapshot
+            log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
+            session.events.cancel()
+            return .clientGone
+        }
+    }
+
+    private func relayEvents(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
         let request = session.request
         let snapshot = request.snapshot
         for event in session.pending {
@@ -183,7 +202,7 @@ extension Dispatcher {
         while true {
             let ending = await pump(session, &writer)
             switch ending {
-            case .completed, .clientGone:
+            case .completed, .clientGone, .writeFailed:
                 if case .completed = ending {
                     log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
                     if let usage = session.usageJSON { countTokens(request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
@@ -191,10 +210,7 @@ extension Dispatcher {
                     log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
                 }
                 session.events.cancel()
-                return ending
-            case .writeFailed:
-                session.events.cancel()
-                return .clientGone
+                return ending == .completed ? .completed : .clientGone
             case .interrupted(let outcome):
                 session.events.cancel()
                 if try await !continueStream(session, after: outcome, &writer) {

@@ -1,0 +1,26 @@
+import NIOCore
+
+/// Runs upstream work that must end when the client's connection does.
+///
+/// Hummingbird does not cancel a handler whose client has gone, so requests it serves (streams, and plain
+/// requests the channel handler passes on) would keep their upstream call running until it answered. The
+/// connection is polled rather than awaited: an `EventLoopFuture`'s `get()` cannot be cancelled, so a task
+/// waiting on `closeFuture` would hold the group open after the work ended.
+enum ClientWatch {
+    static let interval: Duration = .milliseconds(100)
+
+    /// `work`'s result; or, once `channel` is seen closed (within `interval`), `work` is cancelled and
+    /// `CancellationError` thrown.
+    static func run<T: Sendable>(while channel: any Channel, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await work() }
+            group.addTask {
+                while channel.isActive { try await Task.sleep(for: interval) }
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw CancellationError() }
+            return value
+        }
+    }
+}
