@@ -143,7 +143,8 @@ import Testing
             let measured = Double(hits) / Double(prompts.count)
             #expect(abs(measured - expected) <= 0.02, "measured \(measured), expected \(expected)")
             #expect(h.gateway.cache.stats.hits == hits)
-            #expect(h.fake.log().total == 100)
+            // Upstream actions in the message: a sanitizer run once saw 101 here; the next one says why.
+            #expect(h.fake.log().total == 100, "\(h.fake.log().perAction)")
         }
     }
 

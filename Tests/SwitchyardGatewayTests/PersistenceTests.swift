@@ -26,7 +26,8 @@ import Testing
             #expect(reply.status == 200)
             let usage = try Self.rows(reply.body)
             #expect(usage.map(\.requests).reduce(0, +) == 1000, "\(reply.body.prefix(400))")
-            #expect(usage.map(\.failures).reduce(0, +) == 0)
+            // Upstream actions in the message: a sanitizer run once saw 8 failures here; the next one says why.
+            #expect(usage.map(\.failures).reduce(0, +) == 0, "\(h.fake.log().perAction)")
             #expect(usage.map(\.completionTokens).reduce(0, +) == 16_000, "FakeUpstream's usage: 16 completion tokens an answer")
             #expect(Set(usage.map(\.key)) == ["openrouter#1", "openrouter#2", "openrouter#3", "openrouter#4"])
         }
