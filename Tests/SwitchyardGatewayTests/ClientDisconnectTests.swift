@@ -6,9 +6,9 @@ import Testing
 import Glibc
 #endif
 
-/// Requests Hummingbird serves (streams, and plain requests the channel handler passes on) end with their
-/// client too: Hummingbird does not cancel their handlers, so their upstream calls watch the connection.
-/// `ChatChannelHandlerTests` covers the plain requests the channel handler answers itself.
+/// A client that goes away takes its request and upstream call with it on every path: plain requests the
+/// channel handler answers (its task is cancelled as the connection goes) and requests Hummingbird serves
+/// (streams, and plain requests the channel handler passes on), whose upstream calls watch the connection.
 struct ClientDisconnectTests {
     /// Sends a request, leaves after 200 ms, returns seconds until the gateway logged the request's end.
     static func leaveEarly(
@@ -20,21 +20,23 @@ struct ClientDisconnectTests {
         try await Task.sleep(for: .milliseconds(200))
         close(fd)
         let closed = Date()
-        while Date().timeIntervalSince(closed) < 12 * timingScale {
+        while Date().timeIntervalSince(closed) < 4 * timingScale {
             if logs.text.contains("request route=auto") { return Date().timeIntervalSince(closed) }
             try await Task.sleep(for: .milliseconds(10))
         }
         return nil
     }
 
-    /// A stream whose upstream has not answered yet, and a plain request Hummingbird serves (a `Connection`
-    /// header makes the channel handler pass it on).
-    @Test(arguments: [(true, ""), (false, "Connection: keep-alive\r\n")])
+    /// A plain request the channel handler answers, a stream whose upstream has not answered yet, and a plain
+    /// request Hummingbird serves (a `Connection` header makes the channel handler pass it on).
+    @Test(arguments: [(false, ""), (true, ""), (false, "Connection: keep-alive\r\n")])
     func beforeTheUpstreamAnswers(stream: Bool, extraHeaders: String) async throws {
         let logs = LogCapture()
         try await withHarness(script: "default: { latency: 3s }", logs: logs) { h in
             let seconds = try #require(
                 try await Self.leaveEarly(h, logs, prompt: "left before the head", stream: stream, extraHeaders: extraHeaders), "the request ended")
+            // A sanitizer build under the full suite's load stretches this unpredictably; there the upstream's
+            // account below is the proof.
             if timingScale == 1 { #expect(seconds < 1.5, "ended \(seconds)s after the client left, not when the upstream answered (2.8 s)") }
             // The upstream finds its caller gone; or, when the gateway was slow enough to notice first (a
             // loaded machine), it never heard of the request. It never answers it.
