@@ -55,10 +55,9 @@ extension Dispatcher {
     /// Tries candidates until one produces output; every failure before that is invisible to the client.
     func startStream(_ request: ChatRequest, plan: RoutePlan) async -> StreamStart {
         var walk = Walk(plan: plan)
-        // `break candidates`, not `break`: inside a switch, a bare break would only leave the switch and the
-        // walk would go on to the next candidate after the retry policy (or the client) said stop.
-        candidates: while let (model, key) = nextPair(&walk, request) {
+        while let (model, key) = nextPair(&walk, request) {
             walk.attempts += 1
+            let outcome: Outcome
             switch await openStream(request, model: model, key: key, attempt: walk.attempts, prefill: nil) {
             case .opened(let events):
                 switch await readUntilOutput(events, request, model: model, skipRole: false) {
@@ -68,21 +67,20 @@ extension Dispatcher {
                         finishSeen: finishSeen)
                     if done { session.finishSeen = true }
                     return .started(session)
-                case .failed(let outcome):
+                case .failed(let failure):
                     events.cancel()
-                    if outcome.kind == .cancelled {
-                        log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
-                        return .failed(.clientClosed, attempts: walk.attempts)
-                    }
-                    if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
+                    outcome = failure
                 }
-            case .refused(let outcome):
-                if outcome.kind == .cancelled {
-                    log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
-                    return .failed(.clientClosed, attempts: walk.attempts)
-                }
-                if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break candidates }
+            case .refused(let refusal):
+                outcome = refusal
             }
+            // As in `complete`: the client has gone (answered 499 by `failure`), or the retry policy decides.
+            if outcome.kind == .cancelled {
+                log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
+                walk.gaveUp = .cancelled
+                break
+            }
+            if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
         }
         return .failed(failure(walk, request), attempts: walk.attempts)
     }
@@ -179,15 +177,19 @@ extension Dispatcher {
     /// clean error event, never a truncated stream that looks finished. A client that has gone shows as
     /// `.clientGone`, never as a thrown error, so the caller's bookkeeping (log line, cache, followers) runs.
     func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async -> StreamEnding {
+        let ending: StreamEnding
         do {
-            return try await relayEvents(session, to: &writer)
+            ending = try await relayEvents(session, to: &writer)
         } catch {
             // Only writes to the client throw.
+            ending = .clientGone
+        }
+        if ending == .clientGone {
             let snapshot = session.request.snapshot
             log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
-            session.events.cancel()
-            return .clientGone
         }
+        session.events.cancel()
+        return ending
     }
 
     private func relayEvents(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
@@ -202,15 +204,12 @@ extension Dispatcher {
         while true {
             let ending = await pump(session, &writer)
             switch ending {
-            case .completed, .clientGone, .writeFailed:
-                if case .completed = ending {
-                    log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
-                    if let usage = session.usageJSON { countTokens(request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
-                } else {
-                    log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
-                }
-                session.events.cancel()
-                return ending == .completed ? .completed : .clientGone
+            case .completed:
+                log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
+                if let usage = session.usageJSON { countTokens(request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
+                return .completed
+            case .clientGone, .writeFailed:
+                return .clientGone
             case .interrupted(let outcome):
                 session.events.cancel()
                 if try await !continueStream(session, after: outcome, &writer) {
