@@ -234,7 +234,8 @@ struct ChatCompletionsRoute: Sendable {
         let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
         guard case .success(let summary) = scanned else { return .answer(nil) }
         var prepared = Prepared(snapshot: snapshot, summary: summary)
-        let notFound: PipelineDecision = summary.stream ? .passOn : .answer(prepared)
+        // Not answered from the cache: a stream passes on, a plain request goes to `handle` with what was read.
+        var notFound: PipelineDecision { summary.stream ? .passOn : .answer(prepared) }
         let table = snapshot.table
         guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, body.readableBytes <= table.server.maxBodyBytes,
             auth.check(fields[.authorization]) == nil, let route = table.target(named: summary.model)
@@ -248,7 +249,7 @@ struct ChatCompletionsRoute: Sendable {
             return notFound
         }
         prepared.cacheKey = key
-        guard let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable else { return summary.stream ? .passOn : .answer(prepared) }
+        guard let hit = cache.lookup(key, at: now), !summary.stream || hit.replayable else { return notFound }
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
             deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
