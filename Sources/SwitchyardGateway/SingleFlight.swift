@@ -82,12 +82,7 @@ final class Flight: Sendable {
         await withTaskGroup(of: CachedAnswer?.self) { group in
             group.addTask { await self.answer() }
             group.addTask {
-                while !Task.isCancelled {
-                    let now = Monotonic.now()
-                    if now >= deadline { return nil }
-                    if let channel, !channel.isActive { return nil }
-                    try? await Task.sleep(for: .nanoseconds(Int64(min(deadline - now, 200_000_000))))
-                }
+                try? await ClientWatch.untilGone(channel, orMono: deadline)
                 return nil
             }
             let first = await group.next() ?? nil
