@@ -67,7 +67,7 @@ struct AdminActions: Sendable {
         let plan = snapshot.plan(route, planRequest, at: now, advance: false)
         let explanation = PlanExplanation(plan: plan, route: route, request: planRequest, table: snapshot.table, health: snapshot.health, at: now)
         let candidates = explanation.candidates.map { c in
-            #"{"rank":\#(c.rank),"model":\#(JSONText.quoted(c.model)),"upstream":\#(JSONText.quoted(c.upstream)),"keys":[\#(c.keys.map { JSONText.quoted($0) }.joined(separator: ","))],"why":\#(JSONText.quoted(c.why))}"#
+            #"{"rank":\#(c.rank),"model":\#(JSONText.quoted(c.model)),"upstream":\#(JSONText.quoted(c.upstream)),"keys":[\#(c.keys.map { JSONText.quoted($0) }.joined(separator: ","))],"key_order":\#(JSONText.quoted(c.keyOrder)),"why":\#(JSONText.quoted(c.why))}"#
         }
         let skipped = explanation.skipped.map { #"{"model":\#(JSONText.quoted($0.model)),"reason":\#(JSONText.quoted($0.reason))}"# }
         let json = #"{"route":\#(JSONText.quoted(route.name)),"prompt_tokens":\#(explanation.promptTokens),"needed_tokens":\#(explanation.neededTokens),"candidates":[\#(candidates.joined(separator: ","))],"skipped":[\#(skipped.joined(separator: ","))]}"#

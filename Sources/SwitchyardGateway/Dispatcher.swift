@@ -38,37 +38,6 @@ struct AttemptNote: Sendable {
     }
 }
 
-/// The order in which a plan's (model, key) pairs are tried, moved by retry steps.
-struct CandidateCursor: Sendable {
-    let plan: RoutePlan
-    private var modelIndex = 0
-    private var keyIndex = -1
-
-    init(plan: RoutePlan) {
-        self.plan = plan
-    }
-
-    enum Move { case nextKey, nextModel }
-
-    /// The next pair, or nil when the plan is spent. `accept` skips models (e.g. ones that cannot continue).
-    mutating func advance(_ move: Move, accept: (ModelID) -> Bool = { _ in true }) -> (model: ModelID, key: KeyID)? {
-        if move == .nextModel, keyIndex >= 0 {
-            modelIndex += 1
-            keyIndex = -1
-        }
-        while modelIndex < plan.candidates.count {
-            let candidate = plan.candidates[modelIndex]
-            if accept(candidate.model) {
-                keyIndex += 1
-                if keyIndex < candidate.keys.count { return (candidate.model, candidate.keys[keyIndex]) }
-            }
-            modelIndex += 1
-            keyIndex = -1
-        }
-        return nil
-    }
-}
-
 /// Monotonic nanoseconds, for deadlines and timeouts that must not jump with the wall clock.
 enum Monotonic {
     static func now() -> UInt64 {
@@ -123,10 +92,55 @@ public final class Dispatcher: Sendable {
         var nextMove = CandidateCursor.Move.nextKey
         var gaveUp: GiveUpReason?
         var lastClientFault: Outcome?
+        /// Whether the request already waited once for a rate limit to lift.
+        var waited = false
         var random = SystemRandomNumberGenerator()
 
-        init(plan: RoutePlan) {
-            cursor = CandidateCursor(plan: plan)
+        init(plan: RoutePlan, sameModelRetries: Int) {
+            cursor = CandidateCursor(plan: plan, sameModelRetries: sameModelRetries)
+        }
+    }
+
+    /// The next pair to try; when the plan is spent only because of holds that lift within `retry.max_wait`
+    /// (and the deadline), waits once for the earliest and plans again.
+    func nextCandidate(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) async -> (ModelID, KeyID)? {
+        if let pair = nextPair(&walk, request, accept: accept) { return pair }
+        guard await waitForRecovery(&walk, request) else { return nil }
+        return nextPair(&walk, request, accept: accept)
+    }
+
+    /// Waits once for the earliest recovery among the plan's models, if it comes soon enough; false otherwise.
+    func waitForRecovery(_ walk: inout Walk, _ request: ChatRequest) async -> Bool {
+        guard !walk.waited, walk.gaveUp == nil else { return false }
+        let snapshot = request.snapshot
+        let plan = walk.cursor.plan
+        let models = plan.candidates.map(\.model) + plan.skipped.compactMap { Self.mayRecover($0.reason) ? $0.model : nil }
+        let now = clock.now()
+        guard let back = snapshot.health.earliestUsable(models: models, at: now), back > now else { return false }
+        let wait = back - now
+        guard wait <= snapshot.table.retry.maxWait, wait < remaining(request) else { return false }
+        walk.waited = true
+        do {
+            let clock = self.clock
+            try await untilClientLeaves(request) { try await clock.sleep(for: wait) }
+        } catch {
+            walk.gaveUp = .cancelled
+            return false
+        }
+        let summary = request.summary
+        let again = snapshot.plan(
+            request.route, PlanRequest(estimatedPromptTokens: summary.estimatedPromptTokens, maxTokens: summary.maxTokens, affinity: request.affinity),
+            at: clock.now())
+        walk.cursor = CandidateCursor(plan: again, sameModelRetries: snapshot.table.retry.sameModelRetries)
+        walk.nextMove = .nextKey
+        return true
+    }
+
+    /// Whether a model skipped for this reason can come back by itself (health), not never (context, no keys).
+    static func mayRecover(_ reason: SkipReason) -> Bool {
+        switch reason {
+        case .modelUnavailable, .noUsableKey, .rateLimitedOnEveryKey: true
+        case .retired, .contextTooSmall, .requestTooLarge, .noKeys: false
         }
     }
 
@@ -157,8 +171,12 @@ public final class Dispatcher: Sendable {
             walk.gaveUp = reason
             if reason == .clientFault { walk.lastClientFault = outcome }
             return false
-        case .nextKey(let delay), .nextModel(let delay):
-            if case .nextModel = step { walk.nextMove = .nextModel }
+        case .nextKey(let delay), .sameModel(let delay), .nextModel(let delay):
+            switch step {
+            case .nextModel: walk.nextMove = .nextModel
+            case .sameModel: walk.nextMove = .sameModel
+            default: break
+            }
             if delay > .zero {
                 do { try await Task.sleep(for: delay) } catch {
                     walk.gaveUp = .cancelled
@@ -202,9 +220,9 @@ public final class Dispatcher: Sendable {
     }
 
     func complete(_ request: ChatRequest, plan: RoutePlan) async -> Completion {
-        var walk = Walk(plan: plan)
         let snapshot = request.snapshot
-        while let (model, key) = nextPair(&walk, request) {
+        var walk = Walk(plan: plan, sameModelRetries: snapshot.table.retry.sameModelRetries)
+        while let (model, key) = await nextCandidate(&walk, request) {
             walk.attempts += 1
             let budget = min(snapshot.table.retry.attemptTimeout, remaining(request))
             if budget <= .zero {
@@ -317,13 +335,8 @@ public final class Dispatcher: Sendable {
                 type: "invalid_request_error", code: "context_length_exceeded")
         }
         let now = clock.now()
-        let keys = request.route.rankedModels.flatMap { table.providers[table.models[$0].provider].keys }
-        var recovery = snapshot.health.earliestRecovery(of: keys, at: now)
-        for model in request.route.rankedModels {
-            if let until = snapshot.health.modelState(model, at: now).state.until {
-                recovery = recovery.map { min($0, until) } ?? until
-            }
-        }
+        let models = plan.candidates.map(\.model) + plan.skipped.compactMap { Self.mayRecover($0.reason) ? $0.model : nil }
+        let recovery = snapshot.health.earliestUsable(models: models, at: now)
         let seconds = recovery.map { max(1, Int(($0 - now).seconds.rounded(.up))) } ?? 30
         let reasons = plan.skipped.map { "\(table.models[$0.model].name): \(Self.describe($0.reason))" }
         return GatewayError(
@@ -341,6 +354,7 @@ public final class Dispatcher: Sendable {
         case .modelUnavailable: "model set aside"
         case .noKeys: "no keys configured"
         case .noUsableKey: "no usable key"
+        case .rateLimitedOnEveryKey: "rate-limited on every key"
         }
     }
 

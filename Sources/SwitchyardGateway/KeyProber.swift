@@ -65,7 +65,7 @@ public struct KeyProber: Service {
                 switch outcome.kind {
                 case .success:
                     logger.info("key check: \(label) accepted by \(provider.name)")
-                case .keyInvalid, .keyExhausted, .keyRateLimited, .accountExhausted:
+                case .keyInvalid, .keyExhausted, .rateLimited, .accountExhausted:
                     log(snapshot.health.recordProbe(key: keyID, outcome: outcome, at: clock.now()))
                     if !snapshot.health.withView({ $0.isKeyUsable(keyID, at: clock.now()) }) { removed.append(label) }
                 default:

@@ -54,8 +54,8 @@ extension Dispatcher {
 
     /// Tries candidates until one produces output; every failure before that is invisible to the client.
     func startStream(_ request: ChatRequest, plan: RoutePlan) async -> StreamStart {
-        var walk = Walk(plan: plan)
-        while let (model, key) = nextPair(&walk, request) {
+        var walk = Walk(plan: plan, sameModelRetries: request.snapshot.table.retry.sameModelRetries)
+        while let (model, key) = await nextCandidate(&walk, request) {
             walk.attempts += 1
             let outcome: Outcome
             switch await openStream(request, model: model, key: key, attempt: walk.attempts, prefill: nil) {
@@ -284,6 +284,7 @@ extension Dispatcher {
                 if session.walk.gaveUp == .cancelled { return false }
                 break
             }
+            // The same model first when it takes a prefill (its other key, or its only key once more), then the others.
             guard let (model, key) = nextPair(&session.walk, request, accept: { table.models[$0].prefill }) else { break }
             session.walk.attempts += 1
             session.continuations += 1

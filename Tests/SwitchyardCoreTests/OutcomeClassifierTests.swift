@@ -31,17 +31,34 @@ struct OutcomeClassifierTests {
     @Test func perMinuteRateLimitWithAndWithoutRetryAfter() {
         let body = #"{"error":{"code":429,"message":"Rate limit exceeded: limit_rpm/meta-llama/llama-3.2-3b-instruct","metadata":{"error_type":"rate_limit_exceeded"}}}"#
         let with = classify(openrouter, 429, body, headers: [("Retry-After", "2")])
-        #expect(with.kind == .keyRateLimited)
+        #expect(with.kind == .rateLimited)
         #expect(with.retry == .after(.seconds(2)))
         let without = classify(openrouter, 429, body)
-        #expect(without.kind == .keyRateLimited)
+        #expect(without.kind == .rateLimited)
         #expect(without.retry == nil)
+    }
+
+    @Test func rateLimitsCarryTheScopeTheProviderMeant() {
+        let groqBody = #"{"error":{"message":"Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_1` on requests per minute (RPM): Limit 30, Used 30, Requested 1. Please try again in 2s.","type":"requests","code":"rate_limit_exceeded"}}"#
+        #expect(classify(groq, 429, groqBody).scope == .accountModel)
+        #expect(classify(openai, 429, #"{"error":{"message":"Rate limit","code":"rate_limit_exceeded"}}"#).scope == .accountModel)
+        // The same words from a provider of unknown kind still name a model on an organisation.
+        #expect(OutcomeClassifier(provider: .generic).classify(status: 429, headers: [], body: Array(groqBody.utf8), now: now).scope == .accountModel)
+        let perMin = #"{"error":{"code":429,"message":"Rate limit exceeded: free-models-per-min. ","metadata":{"error_type":"rate_limit_exceeded"}}}"#
+        #expect(classify(openrouter, 429, perMin).scope == .account)
+        let upstream = #"{"error":{"code":429,"message":"meta-llama/llama-3.2-3b-instruct:free is temporarily rate-limited upstream. Please retry shortly.","metadata":{"raw":"busy","provider_name":"X"}}}"#
+        #expect(classify(openrouter, 429, upstream).scope == .model)
+        let vague = #"{"error":{"code":429,"message":"Rate limit exceeded: limit_rpm/x","metadata":{"error_type":"rate_limit_exceeded"}}}"#
+        #expect(classify(openrouter, 429, vague).scope == .keyModel)
+        #expect(OutcomeClassifier(provider: .generic).classify(status: 429, headers: [], body: [], now: now).scope == .keyModel)
+        // Only rate limits carry a scope.
+        #expect(classify(openrouter, 500, "{}").scope == nil)
     }
 
     @Test func groqTellsWhenToComeBackInItsMessage() {
         let body = #"{"error":{"message":"Rate limit reached for model `llama-3.1-8b-instant` on tokens per minute (TPM): Limit 6000, Used 3513, Requested 3166. Please try again in 6.78s.","type":"tokens","code":"rate_limit_exceeded"}}"#
         let outcome = classify(groq, 429, body, headers: [("retry-after", "7")])
-        #expect(outcome.kind == .keyRateLimited)
+        #expect(outcome.kind == .rateLimited)
         #expect(outcome.retry == .after(.seconds(7)))
         #expect(classify(groq, 429, body).retry == .after(.milliseconds(6780)))
     }

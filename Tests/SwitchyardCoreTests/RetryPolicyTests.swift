@@ -14,7 +14,7 @@ struct RetryPolicyTests {
     }
 
     @Test func keyFaultsSwitchKeyAtOnce() {
-        for kind in [OutcomeClass.keyInvalid, .keyExhausted, .keyRateLimited, .accountExhausted] {
+        for kind in [OutcomeClass.keyInvalid, .keyExhausted, .rateLimited, .accountExhausted] {
             #expect(step(kind) == .nextKey(after: .zero))
         }
     }
@@ -32,7 +32,7 @@ struct RetryPolicyTests {
     }
 
     @Test func firstFailoverIsImmediateLaterOnesJitterWithinBounds() {
-        #expect(step(.transient, failures: 1) == .nextKey(after: .zero))
+        #expect(step(.transient, failures: 1) == .sameModel(after: .zero))
         var random = SeededGenerator(state: 1)
         var seen: Set<Int64> = []
         for _ in 0..<200 {
@@ -58,5 +58,43 @@ struct RetryPolicyTests {
         #expect(step(.keyInvalid, attempts: 4) == .giveUp(.attemptsExhausted))
         #expect(step(.transient, attempts: 2, failures: 3, deadline: now + .milliseconds(1)) != .nextKey(after: .zero))
         #expect(step(.keyInvalid, deadline: now) == .giveUp(.deadline))
+    }
+}
+
+/// Same-model retries and the cursor that carries them out.
+struct SameModelRetryTests {
+    func plan(_ models: [(ModelID, [KeyID])]) -> RoutePlan {
+        RoutePlan(route: "r", neededTokens: 10, candidates: models.map { PlannedModel(model: $0.0, keys: $0.1, usableContext: 1000) }, skipped: [])
+    }
+
+    @Test func aTransientFaultRetriesTheSameModelAndABusyModelMovesOn() {
+        let policy = RetryPolicy(settings: RetrySettings())
+        var random = SeededGenerator(state: 3)
+        let now = Fixtures.start
+        #expect(policy.next(after: Outcome(.transient, status: 500), attempts: 1, upstreamFailures: 1, now: now, deadline: now + .seconds(60), random: &random) == .sameModel(after: .zero))
+        let busy = Outcome(.rateLimited, status: 429, scope: .model)
+        #expect(policy.next(after: busy, attempts: 1, upstreamFailures: 0, now: now, deadline: now + .seconds(60), random: &random) == .nextModel(after: .zero))
+    }
+
+    @Test func aModelsOnlyKeyIsRetriedOnceThenTheNextModel() {
+        var cursor = CandidateCursor(plan: plan([(0, [7]), (1, [7])]), sameModelRetries: 1)
+        #expect(cursor.advance(.nextKey)! == (0, 7))
+        #expect(cursor.advance(.sameModel)! == (0, 7))
+        #expect(cursor.advance(.sameModel)! == (1, 7), "one same-key retry, then the next model")
+        #expect(cursor.advance(.sameModel)! == (1, 7))
+        #expect(cursor.advance(.sameModel) == nil)
+    }
+
+    @Test func anotherKeyComesBeforeTheNextModel() {
+        var cursor = CandidateCursor(plan: plan([(0, [1, 2]), (1, [1])]), sameModelRetries: 1)
+        #expect(cursor.advance(.nextKey)! == (0, 1))
+        #expect(cursor.advance(.sameModel)! == (0, 2))
+        #expect(cursor.advance(.sameModel)! == (1, 1), "a model with two keys was already tried twice")
+    }
+
+    @Test func noRetriesWhenTurnedOff() {
+        var cursor = CandidateCursor(plan: plan([(0, [7]), (1, [7])]), sameModelRetries: 0)
+        _ = cursor.advance(.nextKey)
+        #expect(cursor.advance(.sameModel)! == (1, 7))
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import SwitchyardCore
 
@@ -88,13 +89,79 @@ struct RoutePlannerTests {
     @Test func modelsWithNoUsableKeyAreSkipped() {
         let model = table.model(named: "small-fast")!.id
         for key in 0..<4 {
-            _ = book.record(model: model, key: key, outcome: Outcome(.keyRateLimited, retry: .after(.seconds(10)), status: 429), at: Fixtures.start)
+            _ = book.record(
+                model: model, key: key, outcome: Outcome(.rateLimited, retry: .after(.seconds(10)), status: 429, scope: .key), at: Fixtures.start)
         }
         let p = plan("auto")
         #expect(p.candidates.isEmpty)
         #expect(p.skipped.allSatisfy { $0.reason == .noUsableKey })
         #expect(book.earliestRecovery(of: [0, 1, 2, 3], at: Fixtures.start) == Fixtures.start + .seconds(10))
         #expect(names(plan("auto", at: Fixtures.start + .seconds(10))).count == 3)
+    }
+
+    @Test func aPairLimitSkipsThePairNotTheKey() {
+        let model = table.model(named: "small-fast")!.id
+        _ = book.record(model: model, key: 0, outcome: Outcome(.rateLimited, retry: .after(.seconds(5)), status: 429), at: Fixtures.start)
+        let p = plan("auto")
+        #expect(!p.candidates[0].keys.contains(0))
+        #expect(p.candidates[1].keys.contains(0), "long-ctx still has key 0")
+        for key in 1..<4 {
+            _ = book.record(model: model, key: key, outcome: Outcome(.rateLimited, retry: .after(.seconds(5)), status: 429), at: Fixtures.start)
+        }
+        let all = plan("auto")
+        #expect(names(all) == ["long-ctx", "big-smart"])
+        #expect(all.skipped == [SkippedModel(model: model, reason: .rateLimitedOnEveryKey)])
+    }
+
+    @Test func headroomPrefersTheAccountWithMoreLeftThenTheBetterKey() throws {
+        let yaml = Fixtures.yaml.replacingOccurrences(
+            of: "      - { env: K4, account: spare }\n", with: "      - { env: K4, account: spare }\n    account_limits: { requests_per_minute: 20 }\n")
+        let table = try Fixtures.table(yaml)
+        let book = HealthBook(table: table, now: Fixtures.start)
+        let planner = RoutePlanner(table: table)
+        let rotation = KeyRotation(providers: table.providers.count)
+        let model = table.model(named: "small-fast")!.id
+        func keys() -> [KeyID] {
+            book.withView {
+                planner.plan(route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), health: $0, rotation: rotation, at: Fixtures.start)
+            }.candidates[0].keys
+        }
+        // Three requests drawn on account main: spare (keys 2, 3) has more left and goes first, whatever the turn.
+        for _ in 0..<3 { _ = book.beginAttempt(key: 0, model: model, at: Fixtures.start) }
+        for _ in 0..<8 { #expect(Set(keys().prefix(2)) == [2, 3]) }
+        // Among equals, the better recent success rate first (too few requests to disable the key).
+        for i in 0..<3 {
+            _ = book.record(model: model, key: 2, outcome: Outcome(.transient, status: 500), at: Fixtures.start + .milliseconds(i))
+            _ = book.record(model: model, key: 2, outcome: .success, at: Fixtures.start + .milliseconds(i))
+        }
+        for _ in 0..<4 { #expect(keys().first == 3) }
+        #expect(book.keyRank(3, at: Fixtures.start).text == "20 requests left, 100% ok")
+        let text = PlanExplanation(
+            plan: book.withView { planner.plan(route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), health: $0, rotation: rotation, at: Fixtures.start, advance: false) },
+            route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), table: table, health: book, at: Fixtures.start
+        ).lines.joined(separator: "\n")
+        #expect(text.contains("key order: headroom"))
+        #expect(text.contains("openrouter#1: 17 requests left, 100% ok"))
+    }
+
+    @Test func roundRobinSelectionIgnoresHeadroom() throws {
+        let table = try Fixtures.table(Fixtures.yaml + "\nrouting: { key_selection: round_robin }\n")
+        #expect(table.routing.keySelection == .roundRobin)
+        let book = HealthBook(table: table, now: Fixtures.start)
+        let model = table.model(named: "small-fast")!.id
+        for i in 0..<3 {
+            _ = book.record(model: model, key: 0, outcome: Outcome(.transient, status: 500), at: Fixtures.start + .milliseconds(i))
+            _ = book.record(model: model, key: 0, outcome: .success, at: Fixtures.start + .milliseconds(i))
+        }
+        let planner = RoutePlanner(table: table)
+        let rotation = KeyRotation(providers: table.providers.count)
+        var firsts = Set<KeyID>()
+        for _ in 0..<4 {
+            firsts.insert(book.withView {
+                planner.plan(route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), health: $0, rotation: rotation, at: Fixtures.start)
+            }.candidates[0].keys[0])
+        }
+        #expect(firsts == [0, 1, 2, 3])
     }
 
     @Test func unavailableModelsAreSkipped() {

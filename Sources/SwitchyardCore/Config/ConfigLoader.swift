@@ -148,9 +148,18 @@ private struct TableBuilder {
             }
         }
         var routing = RoutingSettings()
-        if let node = top["routing"], let f = reader.fields(node, "routing", allowed: ["default_output_tokens", "context_margin"]) {
+        if let node = top["routing"], let f = reader.fields(node, "routing", allowed: ["default_output_tokens", "context_margin", "key_selection"]) {
             f.assign("default_output_tokens", to: &routing.defaultOutputTokens) { reader.int($0, $1, in: 1...1_000_000) }
             f.assign("context_margin", to: &routing.contextMargin) { reader.fraction($0, $1, in: 0...0.5) }
+            f.assign("key_selection", to: &routing.keySelection) { node, path in
+                let known = RoutingSettings.KeySelection.allCases.map(\.rawValue).joined(separator: " or ")
+                guard let text = reader.scalar(node, path, expected: known) else { return nil }
+                guard let selection = RoutingSettings.KeySelection(rawValue: text) else {
+                    reader.error(node, path, "'\(text)' is not \(known)")
+                    return nil
+                }
+                return selection
+            }
         }
         let health = top["health"].map { readHealth($0) } ?? HealthSettings()
         let retry = top["retry"].map { readRetry($0) } ?? RetrySettings()
@@ -490,8 +499,8 @@ private struct TableBuilder {
         var h = HealthSettings()
         let names = [
             "error_rate_to_disable", "min_requests", "window", "disable_for", "max_disable_for", "consecutive_failures_to_cool",
-            "cooldown", "rate_limit_cooldown", "reprobe_after", "max_reprobe_after", "exhausted_cooldown", "model_cooldown",
-            "incident_window",
+            "cooldown", "max_cooldown", "rate_limit_cooldown", "reprobe_after", "max_reprobe_after", "exhausted_cooldown",
+            "model_outage", "model_outage_max", "model_failures_for_outage", "model_cooldown", "incident_window",
         ]
         guard let f = reader.fields(node, "health", allowed: names) else { return h }
         f.assign("error_rate_to_disable", to: &h.errorRateToDisable) { reader.fraction($0, $1, in: 0.01...0.99) }
@@ -501,16 +510,27 @@ private struct TableBuilder {
         f.assign("max_disable_for", to: &h.maxDisableFor) { reader.duration($0, $1) }
         f.assign("consecutive_failures_to_cool", to: &h.consecutiveFailuresToCool) { reader.int($0, $1, in: 0...10_000) }
         f.assign("cooldown", to: &h.cooldown) { reader.duration($0, $1) }
+        f.assign("max_cooldown", to: &h.maxCooldown) { reader.duration($0, $1) }
         f.assign("rate_limit_cooldown", to: &h.rateLimitCooldown) { reader.duration($0, $1) }
         f.assign("reprobe_after", to: &h.reprobeAfter) { reader.duration($0, $1) }
         f.assign("max_reprobe_after", to: &h.maxReprobeAfter) { reader.duration($0, $1) }
         f.assign("exhausted_cooldown", to: &h.exhaustedCooldown) { reader.duration($0, $1) }
-        f.assign("model_cooldown", to: &h.modelCooldown) { reader.duration($0, $1) }
+        // `model_cooldown` is the field's earlier name.
+        f.assign("model_cooldown", to: &h.modelOutage) { reader.duration($0, $1) }
+        f.assign("model_outage", to: &h.modelOutage) { reader.duration($0, $1) }
+        f.assign("model_outage_max", to: &h.modelOutageMax) { reader.duration($0, $1) }
+        f.assign("model_failures_for_outage", to: &h.modelFailuresForOutage) { reader.int($0, $1, in: 1...10_000) }
         f.assign("incident_window", to: &h.incidentWindow) { reader.duration($0, $1) }
         if h.maxDisableFor < h.disableFor {
             reader.error(f["max_disable_for"] ?? node, "health.max_disable_for", "must be at least disable_for (\(h.disableFor.configText))")
         }
         if h.window <= .zero { reader.error(f["window"] ?? node, "health.window", "must be longer than 0s") }
+        if h.modelOutageMax < h.modelOutage {
+            reader.error(f["model_outage_max"] ?? node, "health.model_outage_max", "must be at least model_outage (\(h.modelOutage.configText))")
+        }
+        if h.maxCooldown < h.cooldown {
+            reader.error(f["max_cooldown"] ?? node, "health.max_cooldown", "must be at least cooldown (\(h.cooldown.configText))")
+        }
         return h
     }
 
@@ -518,7 +538,7 @@ private struct TableBuilder {
         var r = RetrySettings()
         let names = [
             "max_attempts", "backoff", "backoff_cap", "connect_timeout", "first_token_timeout", "stream_idle_timeout",
-            "attempt_timeout", "request_deadline",
+            "attempt_timeout", "request_deadline", "same_model_retries", "max_wait",
         ]
         guard let f = reader.fields(node, "retry", allowed: names) else { return r }
         f.assign("max_attempts", to: &r.maxAttempts) { reader.int($0, $1, in: 1...20) }
@@ -530,6 +550,8 @@ private struct TableBuilder {
             return values.isEmpty ? nil : values
         }
         f.assign("backoff_cap", to: &r.backoffCap) { reader.duration($0, $1) }
+        f.assign("same_model_retries", to: &r.sameModelRetries) { reader.int($0, $1, in: 0...5) }
+        f.assign("max_wait", to: &r.maxWait) { reader.duration($0, $1) }
         for (name, keyPath) in [
             ("connect_timeout", \RetrySettings.connectTimeout), ("first_token_timeout", \.firstTokenTimeout),
             ("stream_idle_timeout", \.streamIdleTimeout), ("attempt_timeout", \.attemptTimeout),

@@ -233,8 +233,17 @@ public struct Route: Sendable {
 }
 
 public struct RoutingSettings: Sendable, Equatable {
+    /// How a model's usable keys are ordered.
+    public enum KeySelection: String, Sendable, Equatable, CaseIterable {
+        /// The account with the most quota left first, then the best recent success rate, round robin among equals.
+        case headroom
+        /// Plain rotation.
+        case roundRobin = "round_robin"
+    }
+
     public var defaultOutputTokens: Int = 512
     public var contextMargin: Double = 0.05
+    public var keySelection: KeySelection = .headroom
     public init() {}
 }
 
@@ -247,14 +256,21 @@ public struct HealthSettings: Sendable, Equatable {
     public var maxDisableFor: Duration = .seconds(3600)
     public var consecutiveFailuresToCool: Int = 3
     public var cooldown: Duration = .seconds(60)
+    /// Cap for the doubled cooling period after failed trials.
+    public var maxCooldown: Duration = .seconds(300)
     public var rateLimitCooldown: Duration = .seconds(60)
     /// First re-probe of a key set aside as invalid; doubles after each failed probe.
     public var reprobeAfter: Duration = .seconds(600)
     public var maxReprobeAfter: Duration = .seconds(6 * 3600)
     /// How long an exhausted key (402, insufficient quota) stays out when no reset is known.
     public var exhaustedCooldown: Duration = .seconds(3600)
-    /// How long a model that failed on several keys at once is set aside.
-    public var modelCooldown: Duration = .seconds(60)
+    /// A model outage's first window (failing on several keys at once, or several times in a row on a
+    /// provider's only key); then one trial request decides.
+    public var modelOutage: Duration = .seconds(10)
+    /// Cap for the doubled outage window after failed trials.
+    public var modelOutageMax: Duration = .seconds(300)
+    /// Failures in a row that make an outage of a model whose provider has one key.
+    public var modelFailuresForOutage: Int = 3
     /// Keys failing authentication together within this span are an upstream incident.
     public var incidentWindow: Duration = .seconds(60)
     public init() {}
@@ -269,6 +285,10 @@ public struct RetrySettings: Sendable, Equatable {
     public var streamIdleTimeout: Duration = .seconds(10)
     public var attemptTimeout: Duration = .seconds(30)
     public var requestDeadline: Duration = .seconds(60)
+    /// Same-key retries of a transient fault when the model has no other key.
+    public var sameModelRetries: Int = 1
+    /// A request whose every candidate is rate-limited waits this long at most, once, for the earliest recovery.
+    public var maxWait: Duration = .seconds(5)
     public init() {}
 }
 

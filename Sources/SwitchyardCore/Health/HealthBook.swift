@@ -4,12 +4,20 @@ import Locking
 public protocol HealthView {
     func isKeyUsable(_ key: KeyID, at now: Timestamp) -> Bool
     func isModelUsable(_ model: ModelID, at now: Timestamp) -> Bool
+    /// Whether no rate limit narrower than the key holds `model` back on it.
+    func isPairUsable(key: KeyID, model: ModelID, at now: Timestamp) -> Bool
+    /// Requests the key may still send before a known limit; nil when none is known.
+    func keyHeadroom(_ key: KeyID, at now: Timestamp) -> Int?
+    /// Recent success rate; nil before the key served anything.
+    func keySuccessRate(_ key: KeyID) -> Double?
 }
 
 /// A change of state worth one log line, a stats entry and a metric.
 public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
     public enum Subject: Sendable, Equatable {
         case key(KeyID), model(ModelID), account(AccountID), provider(ProviderID)
+        /// A hold narrower than a key: a pair, a model on an account, an account's free models.
+        case rateLimit(RateLimitSubject)
     }
 
     public var subject: Subject
@@ -28,6 +36,7 @@ public struct HealthEvent: Sendable, Equatable, CustomStringConvertible {
         case .model: kind = "model"
         case .account: kind = "account"
         case .provider: kind = "provider"
+        case .rateLimit: kind = "rate limit"
         }
         let expiry = until.map { " until \($0)" } ?? ""
         return "\(kind) \(name): \(from) → \(to)\(expiry): \(reason)"
@@ -67,10 +76,13 @@ public final class HealthBook: Sendable {
             var events: [HealthEvent] = []
             // Account, provider and model first: claiming a probing key's one trial must not be wasted.
             guard s.accounts[s.keyAccount[key]].isUsable(at: now), s.providers[s.keyProvider[key]].isUsable(at: now),
-                s.isModelUsable(model, at: now), s.keyQuotaAllows(key, at: now)
+                s.isModelUsable(model, at: now), s.isPairUsable(key: key, model: model, at: now), s.keyQuotaAllows(key, at: now),
+                s.keys[key].isUsable(at: now)
             else { return (false, events) }
             let (allowed, transition) = s.keys[key].beginAttempt(at: now)
             if let transition { events.append(s.event(key: key, transition, at: now)) }
+            // Only now, with the key's claim certain, may a probing model's single trial be taken.
+            if allowed, let t = s.models[model].beginAttempt(at: now) { events.append(s.event(model: model, t, at: now)) }
             // The request is about to be sent: it counts toward the account's limits and the key's own.
             if allowed {
                 s.accounts[s.keyAccount[key]].count(at: now)
@@ -132,17 +144,43 @@ public final class HealthBook: Sendable {
 
     /// The earliest instant any of `keys` becomes usable again, for a 503's Retry-After.
     public func earliestRecovery(of keys: [KeyID], at now: Timestamp) -> Timestamp? {
+        state.withLock { s in keys.compactMap { s.keyBack($0, at: now, usableIsNow: false) }.min() }
+    }
+
+    /// The earliest instant one of `models` can be sent on one of its keys again (model, key, pair and account
+    /// holds all lifted), or nil when none comes back by itself. Decides a 503's Retry-After and whether a
+    /// request waits out a short rate limit.
+    public func earliestUsable(models: [ModelID], at now: Timestamp) -> Timestamp? {
         state.withLock { s in
-            keys.compactMap { k -> Timestamp? in
-                var candidates: [Timestamp] = []
-                if let t = s.keys[k].effectiveState(at: now).until { candidates.append(t) }
-                if let t = s.accounts[table.keys[k].account].exhaustedUntil, t > now { candidates.append(t) }
-                if let t = s.accounts[table.keys[k].account].capacityReturns(at: now) { candidates.append(t) }
-                if s.keyHasQuota[k], let t = s.keyQuotas[k].capacityReturns(at: now) { candidates.append(t) }
-                if let t = s.providers[table.keys[k].provider].incidentUntil, t > now { candidates.append(t) }
-                return candidates.max()
-            }.min()
+            var best: Timestamp?
+            for m in models {
+                let modelState = s.models[m].effectiveState(at: now)
+                let modelBack: Timestamp
+                switch modelState {
+                case .healthy, .probing: modelBack = now
+                default:
+                    guard let t = modelState.until else { continue }
+                    modelBack = t
+                }
+                for k in table.providers[table.models[m].provider].keys {
+                    guard let keyBack = s.keyBack(k, at: now, usableIsNow: true) else { continue }
+                    let pairBack = s.rateLimits.liftsAt(key: k, account: s.keyAccount[k], model: m, at: now) ?? now
+                    let t = max(modelBack, keyBack, pairBack)
+                    best = min(best ?? t, t)
+                }
+            }
+            return best
         }
+    }
+
+    /// Where `headroom` key selection puts a key now.
+    public func keyRank(_ key: KeyID, at now: Timestamp) -> KeyRank {
+        state.withLock { KeyRank(headroom: $0.keyHeadroom(key, at: now), successRate: $0.keySuccessRate(key)) }
+    }
+
+    /// Holds narrower than a key in force now, named for stats: `groq#1 × llama-3.3-70b`.
+    public func rateLimitHolds(at now: Timestamp) -> [(name: String, hold: RateLimitHold)] {
+        state.withLock { s in s.rateLimits.active(at: now).map { (s.name(of: $0.subject), $0.hold) } }
     }
 
     // MARK: re-probing keys set aside
@@ -173,7 +211,7 @@ public final class HealthBook: Sendable {
             case .success: verdict = .success
             case .keyInvalid: verdict = .invalid
             case .keyExhausted: verdict = .exhausted(until: outcome.retry?.instant(from: now) ?? now + s.keys[key].settings.exhaustedCooldown)
-            case .keyRateLimited: verdict = .rateLimited(until: outcome.retry?.instant(from: now) ?? now + s.keys[key].settings.rateLimitCooldown)
+            case .rateLimited: verdict = .rateLimited(until: outcome.retry?.instant(from: now) ?? now + s.keys[key].settings.rateLimitCooldown)
             default: verdict = .neutral
             }
             let detail = outcome.message.map { "probe: \($0.prefix(200))" } ?? "probe"
@@ -203,6 +241,8 @@ public final class HealthBook: Sendable {
             for k in keys {
                 if let t = s.keys[k].reset(at: now) { events.append(s.event(key: k, t, at: now)) }
                 s.accounts[table.keys[k].account].reset()
+                s.rateLimits.clear(key: k)
+                s.rateLimits.clear(account: table.keys[k].account)
             }
             if key == nil {
                 for m in s.models.indices {
@@ -211,166 +251,6 @@ public final class HealthBook: Sendable {
                 for p in s.providers.indices { s.providers[p].reset() }
             }
             return events
-        }
-    }
-}
-
-/// The mutable health of one table; only ever touched under `HealthBook`'s lock.
-public struct HealthState: HealthView, Sendable {
-    var keys: [KeyHealth]
-    var models: [ModelHealth]
-    var accounts: [AccountHealth]
-    var providers: [ProviderHealth]
-    /// Each key's own quota counts (`requests_per_minute` / `requests_per_day` on the key); used where `keyHasQuota`.
-    var keyQuotas: [AccountHealth]
-    let keyHasQuota: [Bool]
-    let keyAccount: [AccountID]
-    let keyProvider: [ProviderID]
-    let keyLabels: [String]
-    let modelNames: [String]
-    let accountNames: [String]
-    let providerNames: [String]
-    let providerKeyCount: [Int]
-
-    init(table: RoutingTable, now: Timestamp) {
-        keys = table.keys.map { _ in KeyHealth(settings: table.health, now: now) }
-        models = table.models.map { _ in ModelHealth(settings: table.health, now: now) }
-        accounts = table.accounts.map { AccountHealth(requestsPerMinute: $0.requestsPerMinute, requestsPerDay: $0.requestsPerDay) }
-        providers = table.providers.map { _ in ProviderHealth() }
-        keyQuotas = table.keys.map { AccountHealth(requestsPerMinute: $0.requestsPerMinute, requestsPerDay: $0.requestsPerDay) }
-        keyHasQuota = table.keys.map { $0.requestsPerMinute != nil || $0.requestsPerDay != nil }
-        keyAccount = table.keys.map(\.account)
-        keyProvider = table.keys.map(\.provider)
-        keyLabels = table.keys.map(\.label)
-        modelNames = table.models.map(\.name)
-        accountNames = table.accounts.map(\.name)
-        providerNames = table.providers.map(\.name)
-        providerKeyCount = table.providers.map(\.keys.count)
-    }
-
-    public func isKeyUsable(_ key: KeyID, at now: Timestamp) -> Bool {
-        keys[key].isUsable(at: now) && accounts[keyAccount[key]].isUsable(at: now)
-            && providers[keyProvider[key]].isUsable(at: now) && keyQuotaAllows(key, at: now)
-    }
-
-    /// Whether the key's own configured quota has room (always, when it has none).
-    func keyQuotaAllows(_ key: KeyID, at now: Timestamp) -> Bool {
-        !keyHasQuota[key] || keyQuotas[key].hasCapacity(at: now)
-    }
-
-    public func keyQuota(_ key: KeyID) -> AccountHealth { keyQuotas[key] }
-
-    public func isModelUsable(_ model: ModelID, at now: Timestamp) -> Bool {
-        models[model].isUsable(at: now)
-    }
-
-    public func keyHealth(_ key: KeyID) -> KeyHealth { keys[key] }
-    public func modelHealth(_ model: ModelID) -> ModelHealth { models[model] }
-    public func accountHealth(_ account: AccountID) -> AccountHealth { accounts[account] }
-    public func providerHealth(_ provider: ProviderID) -> ProviderHealth { providers[provider] }
-
-    mutating func record(model: ModelID, key: KeyID, outcome: Outcome, table: RoutingTable, at now: Timestamp) -> [HealthEvent] {
-        var events: [HealthEvent] = []
-        let detail = outcome.message.map { String($0.prefix(200)) } ?? ""
-        func keyVerdict(_ verdict: KeyVerdict, _ why: String = detail) {
-            if let t = keys[key].record(verdict, at: now, detail: why) { events.append(event(key: key, t, at: now)) }
-        }
-        switch outcome.kind {
-        case .success:
-            keyVerdict(.success)
-            models[model].recordSuccess(at: now)
-        case .transient, .silent:
-            if outcome.kind == .transient, let retry = outcome.retry {
-                // A pause the upstream asked for is the model's; it is honoured and blames no key.
-                if let t = models[model].pause(until: retry.instant(from: now), detail: detail, at: now) {
-                    events.append(event(model: model, t, at: now))
-                }
-                keyVerdict(.neutral)
-            } else {
-                let why = outcome.kind == .silent ? "no first token in time" : detail
-                let (modelFault, t) = models[model].recordFailure(
-                    key: key, providerKeyCount: providerKeyCount[keyProvider[key]], retry: nil, detail: why, at: now)
-                if let t { events.append(event(model: model, t, at: now)) }
-                keyVerdict(modelFault ? .neutral : .failure, why)
-            }
-        case .keyRateLimited:
-            let until = outcome.retry?.instant(from: now) ?? now + keys[key].settings.rateLimitCooldown
-            keyVerdict(.rateLimited(until: until), detail.isEmpty ? "rate limited (429)" : "429: \(detail)")
-        case .accountExhausted:
-            let account = keyAccount[key]
-            let until = outcome.retry?.instant(from: now) ?? now + keys[key].settings.exhaustedCooldown
-            if accounts[account].exhaust(until: until, reason: "daily limit reached via \(keyLabels[key]): \(detail)") {
-                events.append(
-                    HealthEvent(
-                        subject: .account(account), name: accountNames[account], from: "healthy", to: "exhausted",
-                        reason: accounts[account].reason, until: until, at: now))
-            }
-            keyVerdict(.neutral)
-        case .keyInvalid:
-            let provider = keyProvider[key]
-            if let restore = providers[provider].recordAuthFailure(
-                key: key, providerKeyCount: providerKeyCount[provider], settings: keys[key].settings, detail: detail, at: now)
-            {
-                events.append(
-                    HealthEvent(
-                        subject: .provider(provider), name: providerNames[provider], from: "healthy", to: "incident",
-                        reason: providers[provider].reason + "; keys kept, provider paused", until: providers[provider].incidentUntil,
-                        at: now))
-                for k in restore where keys[k].state.name == "removed" {
-                    if let t = keys[k].reset(at: now, reason: "restored: rejection was part of a provider incident") {
-                        events.append(event(key: k, t, at: now))
-                    }
-                }
-                keyVerdict(.neutral)
-            } else {
-                keyVerdict(.invalid, detail.isEmpty ? "rejected as invalid" : "rejected: \(detail)")
-            }
-        case .keyExhausted:
-            let until = outcome.retry?.instant(from: now) ?? now + keys[key].settings.exhaustedCooldown
-            keyVerdict(.exhausted(until: until), detail.isEmpty ? "exhausted" : "exhausted: \(detail)")
-        case .modelGone:
-            if let t = models[model].markGone(detail: detail, at: now) { events.append(event(model: model, t, at: now)) }
-            keyVerdict(.neutral)
-        case .requestInvalid, .contextTooLong, .requestTooLargeForModel, .contentRefused, .cancelled:
-            keyVerdict(.neutral)
-        }
-        return events
-    }
-
-    func event(key: KeyID, _ t: KeyTransition, at now: Timestamp) -> HealthEvent {
-        HealthEvent(subject: .key(key), name: keyLabels[key], from: t.from.name, to: t.to.name, reason: t.reason, until: t.to.until, at: now)
-    }
-
-    func event(model: ModelID, _ t: ModelTransition, at now: Timestamp) -> HealthEvent {
-        HealthEvent(
-            subject: .model(model), name: modelNames[model], from: t.from.name, to: t.to.name, reason: t.reason, until: t.to.until,
-            at: now)
-    }
-
-    /// Keeps what is known about keys, models, accounts and providers that the new table still has.
-    mutating func carryOver(from old: HealthState, oldTable: RoutingTable, newTable: RoutingTable) {
-        for key in newTable.keys {
-            guard let previous = oldTable.keys.first(where: { $0.label == key.label && $0.secret == key.secret }) else { continue }
-            keys[key.id] = old.keys[previous.id]
-            keys[key.id].settings = newTable.health
-            keyQuotas[key.id] = old.keyQuotas[previous.id]
-            keyQuotas[key.id].requestsPerMinute = key.requestsPerMinute
-            keyQuotas[key.id].requestsPerDay = key.requestsPerDay
-        }
-        for model in newTable.models {
-            guard let previous = oldTable.model(named: model.name) else { continue }
-            models[model.id] = old.models[previous.id]
-            models[model.id].settings = newTable.health
-        }
-        for account in newTable.accounts {
-            guard let previous = oldTable.accounts.first(where: { $0.name == account.name }) else { continue }
-            accounts[account.id] = old.accounts[previous.id]
-            accounts[account.id].requestsPerMinute = account.requestsPerMinute
-            accounts[account.id].requestsPerDay = account.requestsPerDay
-        }
-        for provider in newTable.providers {
-            guard let previous = oldTable.providers.first(where: { $0.name == provider.name }) else { continue }
-            providers[provider.id] = old.providers[previous.id]
         }
     }
 }

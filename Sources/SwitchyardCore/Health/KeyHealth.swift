@@ -67,6 +67,10 @@ public struct KeyHealth: Sendable {
     public private(set) var disableLevel = 0
     /// How many failed re-probes since the key was removed, for growing intervals.
     public private(set) var removalLevel = 0
+    /// Cooling periods since the key last proved healthy: each one lasts twice the one before, up to `max_cooldown`.
+    public private(set) var coolLevel = 0
+    /// Whether the pending trial follows a cooling period (a failed one cools again, longer) rather than a disable.
+    private var trialAfterCooling = false
     private var probeStartedAt: Timestamp?
     public internal(set) var settings: HealthSettings
 
@@ -112,6 +116,9 @@ public struct KeyHealth: Sendable {
         let effective = effectiveState(at: now)
         guard effective != state else { return nil }
         let reason = effective == .healthy ? "rate limit window ended" : "\(state.name) period ended; one trial request decides"
+        if effective == .probing {
+            if case .cooling = state { trialAfterCooling = true } else { trialAfterCooling = false }
+        }
         return move(to: effective, reason: reason, at: now)
     }
 
@@ -135,6 +142,7 @@ public struct KeyHealth: Sendable {
             if state == .probing {
                 disableLevel = 0
                 removalLevel = 0
+                coolLevel = 0
                 window.reset()
                 change = move(to: .healthy, reason: "trial request succeeded", at: now)
             } else {
@@ -164,6 +172,8 @@ public struct KeyHealth: Sendable {
 
     private mutating func afterFailure(at now: Timestamp, detail: String) -> KeyTransition? {
         switch state {
+        case .probing where trialAfterCooling:
+            return cool(at: now, reason: "trial request failed\(Self.suffix(detail))")
         case .probing:
             let period = Self.scaled(settings.disableFor, level: disableLevel, cap: settings.maxDisableFor)
             disableLevel += 1
@@ -178,15 +188,20 @@ public struct KeyHealth: Sendable {
                     reason: "error rate \(percent)% over the last \(window.count) requests\(Self.suffix(detail))", at: now)
             }
             if settings.consecutiveFailuresToCool > 0, consecutiveFailures >= settings.consecutiveFailuresToCool {
-                return move(
-                    to: .cooling(until: now + settings.cooldown),
-                    reason: "\(consecutiveFailures) failures in a row\(Self.suffix(detail))", at: now)
+                return cool(at: now, reason: "\(consecutiveFailures) failures in a row\(Self.suffix(detail))")
             }
             return nil
         default:
             // Late results of attempts begun before the key was set aside change nothing more.
             return nil
         }
+    }
+
+    /// Cools the key for the current level's period: `cooldown`, doubling after each failed trial up to `max_cooldown`.
+    private mutating func cool(at now: Timestamp, reason: String) -> KeyTransition? {
+        let period = Self.scaled(settings.cooldown, level: coolLevel, cap: settings.maxCooldown)
+        coolLevel += 1
+        return move(to: .cooling(until: now + period), reason: reason, at: now)
     }
 
     /// Operator actions.
@@ -199,6 +214,7 @@ public struct KeyHealth: Sendable {
         consecutiveFailures = 0
         disableLevel = 0
         removalLevel = 0
+        coolLevel = 0
         probeStartedAt = nil
         return move(to: .healthy, reason: reason, at: now)
     }

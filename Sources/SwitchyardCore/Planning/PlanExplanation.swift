@@ -11,6 +11,8 @@ public struct PlanExplanation: Sendable {
         public var speed: Int
         public var quality: Int
         public var keys: [String]
+        /// Why the keys are in this order.
+        public var keyOrder: String
         public var why: String
     }
 
@@ -49,6 +51,7 @@ public struct PlanExplanation: Sendable {
             return Candidate(
                 rank: index + 1, model: m.name, upstream: m.upstream, provider: table.providers[m.provider].name, context: m.context,
                 usableContext: c.usableContext, speed: m.speed, quality: m.quality, keys: keyNames,
+                keyOrder: Self.keyOrder(c.keys, table: table, health: health, at: now),
                 why: "fits: \(plan.neededTokens) ≤ \(c.usableContext) usable tokens; \(rankWord)")
         }
         skipped = plan.skipped.map { s in
@@ -69,6 +72,10 @@ public struct PlanExplanation: Sendable {
                 let provider = table.providers[m.provider]
                 let unset = table.unsetKeys.filter { $0.provider == provider.id }.map(\.env)
                 reason = "provider \(provider.name) has no keys" + (unset.isEmpty ? "" : " (\(unset.joined(separator: ", ")) not set)")
+            case .rateLimitedOnEveryKey:
+                let holds = health.rateLimitHolds(at: now).filter { $0.name.hasSuffix(" × \(m.name)") || $0.name.hasSuffix("(free models)") }
+                reason = "rate-limited on every key: "
+                    + holds.map { "\($0.name) \($0.hold.scope.text) until \($0.hold.until) (\($0.hold.reason))" }.joined(separator: "; ")
             case .noUsableKey:
                 let provider = table.providers[m.provider]
                 let states = provider.keys.map { k in
@@ -78,6 +85,18 @@ public struct PlanExplanation: Sendable {
                 reason = "no usable key: " + states.joined(separator: "; ")
             }
             return Skip(model: m.name, reason: reason)
+        }
+    }
+
+    /// `headroom` order: each key's requests left and success rate; plain rotation says so.
+    static func keyOrder(_ keys: [KeyID], table: RoutingTable, health: HealthBook, at now: Timestamp) -> String {
+        guard keys.count > 1 else { return keys.isEmpty ? "" : "the only usable key" }
+        switch table.routing.keySelection {
+        case .roundRobin:
+            return "round robin"
+        case .headroom:
+            let parts = keys.map { "\(table.keys[$0].label): \(health.keyRank($0, at: now).text)" }
+            return "headroom (most requests left, then success rate; round robin among equals): " + parts.joined(separator: "; ")
         }
     }
 
@@ -98,6 +117,7 @@ public struct PlanExplanation: Sendable {
                 out.append("  \(c.rank). \(name)  \(c.provider) \(c.upstream)  context \(c.context), speed \(c.speed), quality \(c.quality)")
                 out.append("     \(String(repeating: " ", count: width))  \(c.why)")
                 out.append("     \(String(repeating: " ", count: width))  keys: \(c.keys.joined(separator: ", "))")
+                if !c.keyOrder.isEmpty { out.append("     \(String(repeating: " ", count: width))  key order: \(c.keyOrder)") }
             }
         }
         if !skipped.isEmpty {

@@ -2,6 +2,9 @@
 public enum RetryStep: Sendable, Equatable {
     /// Another key of the same model (a key fault: at once).
     case nextKey(after: Duration)
+    /// The same model once more (a transient fault): another key first, the same key when it is the model's only
+    /// one (up to `same_model_retries`), then the next model.
+    case sameModel(after: Duration)
     /// The next model (this one cannot serve the request, or is failing everywhere).
     case nextModel(after: Duration)
     case giveUp(GiveUpReason)
@@ -39,18 +42,21 @@ public struct RetryPolicy: Sendable {
             return .giveUp(.clientFault)
         case .cancelled:
             return .giveUp(.cancelled)
-        case .keyInvalid, .keyExhausted, .keyRateLimited, .accountExhausted:
+        case .rateLimited where outcome.scope == .model:
+            // Every key of the model is held back: only another model can serve.
+            step = .nextModel(after: .zero)
+        case .keyInvalid, .keyExhausted, .rateLimited, .accountExhausted:
             step = .nextKey(after: .zero)
         case .contextTooLong, .requestTooLargeForModel, .modelGone, .silent:
             step = .nextModel(after: .zero)
         case .transient:
             let delay = backoff(failure: upstreamFailures, random: &random)
             // An upstream that asked for a pause has paused the model; move on rather than wait.
-            step = outcome.retry == nil ? .nextKey(after: delay) : .nextModel(after: delay)
+            step = outcome.retry == nil ? .sameModel(after: delay) : .nextModel(after: delay)
         }
         if attempts >= settings.maxAttempts { return .giveUp(.attemptsExhausted) }
         switch step {
-        case .nextKey(let d), .nextModel(let d):
+        case .nextKey(let d), .sameModel(let d), .nextModel(let d):
             if now + d >= deadline { return .giveUp(.deadline) }
         case .giveUp:
             break

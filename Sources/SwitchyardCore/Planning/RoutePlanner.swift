@@ -30,6 +30,8 @@ public enum SkipReason: Sendable, Equatable {
     case modelUnavailable
     case noKeys
     case noUsableKey
+    /// Keys are usable, but a rate limit on this model holds it back on every one of them.
+    case rateLimitedOnEveryKey
 }
 
 public struct SkippedModel: Sendable, Equatable {
@@ -144,12 +146,22 @@ public struct RoutePlanner: Sendable {
                 skipped.append(SkippedModel(model: modelID, reason: .noUsableKey))
                 continue
             }
-            candidates.append(PlannedModel(model: modelID, keys: keys, usableContext: usable))
+            // A limit on this model (on a key, or on the account) skips the pair, never the key's other models.
+            let pairKeys = keys.allSatisfy { health.isPairUsable(key: $0, model: modelID, at: now) }
+                ? keys : keys.filter { health.isPairUsable(key: $0, model: modelID, at: now) }
+            if pairKeys.isEmpty {
+                skipped.append(SkippedModel(model: modelID, reason: .rateLimitedOnEveryKey))
+                continue
+            }
+            candidates.append(PlannedModel(model: modelID, keys: pairKeys, usableContext: usable))
         }
         return RoutePlan(route: route.name, neededTokens: needed, candidates: candidates, skipped: skipped)
     }
 
-    /// Usable keys in round-robin order, the affinity key first when it is usable.
+    /// Usable keys in the table's `key_selection` order, the affinity key first when it is usable.
+    ///
+    /// `headroom`: the key whose account has the most requests left first (configured or learned limits; no known
+    /// limit counts as most), then the best recent success rate in 5% steps, round robin among equals.
     func orderKeys(
         _ provider: Provider, affinity: String?, health: some HealthView, rotation: KeyRotation, at now: Timestamp, advance: Bool = true
     ) -> [KeyID] {
@@ -160,6 +172,13 @@ public struct RoutePlanner: Sendable {
         let turn = Int((advance ? rotation.next(provider.id) : rotation.peek(provider.id)) % UInt64(usable.count))
         var ordered = Array(usable[turn...])
         ordered.append(contentsOf: usable[..<turn])
+        if table.routing.keySelection == .headroom {
+            let ranks = ordered.map { KeyRank(headroom: health.keyHeadroom($0, at: now), successRate: health.keySuccessRate($0)) }
+            if ranks.contains(where: { $0 != ranks[0] }) {
+                // Stable: equal ranks keep their round-robin order.
+                ordered = ordered.indices.sorted { a, b in ranks[a] != ranks[b] ? ranks[a] > ranks[b] : a < b }.map { ordered[$0] }
+            }
+        }
         if let affinity {
             let preferred = provider.keys[Int(FNV1a.hash(affinity) % UInt64(provider.keys.count))]
             if let index = ordered.firstIndex(of: preferred), index != 0 {
@@ -168,6 +187,29 @@ public struct RoutePlanner: Sendable {
             }
         }
         return ordered
+    }
+}
+
+/// How `headroom` key selection ranks a key: requests left first, then recent success.
+public struct KeyRank: Sendable, Equatable, Comparable {
+    /// Requests left before a known limit; `Int.max` when none is known.
+    public var headroom: Int
+    /// Recent success rate in 5% steps (0…20); a key that served nothing yet counts as 20.
+    public var successSteps: Int
+
+    public init(headroom: Int?, successRate: Double?) {
+        self.headroom = headroom ?? .max
+        successSteps = Int(((successRate ?? 1) * 20).rounded(.down))
+    }
+
+    public static func < (a: KeyRank, b: KeyRank) -> Bool {
+        (a.headroom, a.successSteps) < (b.headroom, b.successSteps)
+    }
+
+    /// `18 requests left, 95% ok`, for explanations.
+    public var text: String {
+        let left = headroom == .max ? "no known limit" : "\(headroom) requests left"
+        return "\(left), \(successSteps * 5)% ok"
     }
 }
 

@@ -74,6 +74,14 @@ extension Duration {
 /// Where decision logic reads the time, so tests can drive hours in microseconds.
 public protocol WallClock: Sendable {
     func now() -> Timestamp
+    /// Waits `duration` of this clock's time; throws when the task is cancelled.
+    func sleep(for duration: Duration) async throws
+}
+
+extension WallClock {
+    public func sleep(for duration: Duration) async throws {
+        try await Task.sleep(for: duration)
+    }
 }
 
 /// The real clock.
@@ -96,6 +104,12 @@ public final class ManualClock: WallClock {
     }
 
     public func now() -> Timestamp { current.withLock { $0 } }
+
+    /// Waits the duration for real, then moves the clock by it: what waits on it sees the time it waited pass.
+    public func sleep(for duration: Duration) async throws {
+        try await Task.sleep(for: duration)
+        advance(by: duration)
+    }
 
     public func advance(by duration: Duration) {
         current.withLock { $0 = $0 + duration }

@@ -63,13 +63,28 @@ public struct OutcomeClassifier: Sendable {
                 let reset = hint ?? (provider == .openrouter ? .at(now.nextUTCMidnight) : nil)
                 return outcome(.accountExhausted, reset)
             }
-            return outcome(.keyRateLimited, hint)
+            return Outcome(.rateLimited, retry: hint, message: message, status: status, scope: rateLimitScope(info))
         case 500..<600:
             return outcome(.transient, hint)
         case 400..<500:
             return outcome(.requestInvalid)
         default:
             return outcome(.transient, hint)
+        }
+    }
+
+    /// Who a per-minute 429 holds back, from the provider's kind and the answer's words (providers.md).
+    /// Ambiguous answers start narrow, at one model on one key; `HealthState` widens on evidence.
+    func rateLimitScope(_ info: ErrorInfo) -> RateLimitScope {
+        let m = info.lowerMessage
+        if m.contains("rate-limited upstream") || m.contains("rate limited upstream") { return .model }
+        if m.contains("free-models-per-min") { return .account }
+        switch provider {
+        case .groq, .openai: return .accountModel
+        default:
+            // Groq's and OpenAI's words name the model and the organisation wherever they come from.
+            if m.contains("for model"), m.contains("organization") { return .accountModel }
+            return .keyModel
         }
     }
 
