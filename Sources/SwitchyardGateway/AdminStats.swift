@@ -42,6 +42,15 @@ enum AdminStats {
                     "\"latency_ms\":\(percentiles(latency.latency(model: model.name)))",
                 ].joined(separator: ",") + "}")
         }
+        // Holds narrower than a key: `groq#1 × llama-3.3-70b: rate-limited, 12 s left, per model`.
+        let holds = snapshot.health.rateLimitHolds(at: now).map { name, hold in
+            "{" + [
+                "\"subject\":\(JSONText.quoted(name))", "\"state\":\"rate_limited\"", "\"scope\":\(JSONText.quoted(hold.scope.rawValue))",
+                "\"scope_text\":\(JSONText.quoted(hold.scope.text))", "\"until\":\(time(hold.until))",
+                "\"seconds_left\":\(Int((hold.until - now).seconds.rounded(.up)))",
+                "\"reason\":\(JSONText.quoted(Redaction.redact(hold.reason, secrets: snapshot.secrets)))",
+            ].joined(separator: ",") + "}"
+        }
         let status: String
         if table.keys.isEmpty || usable == 0 {
             status = "down"
@@ -67,7 +76,7 @@ enum AdminStats {
             "{\"at\":\(time(e.at)),\"subject\":\(JSONText.quoted(e.name)),\"from\":\(JSONText.quoted(e.from)),\"to\":\(JSONText.quoted(e.to)),\"until\":\(time(e.until)),\"reason\":\(JSONText.quoted(Redaction.redact(e.reason, secrets: snapshot.secrets)))}"
         }
         let totals = "{\"requests\":\(activity.requests),\"errors\":\(activity.errors),\"cache_hits\":\(activity.cacheHits),\"attempts\":\(activity.attempts),\"failovers\":\(activity.failovers),\"continuations\":\(activity.continuations)}"
-        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
+        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"rate_limits\":[\(holds.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
     }
 
     static func percentiles(_ p: (Double?, Double?)) -> String {

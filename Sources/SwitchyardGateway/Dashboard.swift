@@ -40,6 +40,7 @@ svg text{fill:var(--muted);font-size:11px}.muted{color:var(--muted)}
 <section class="w8"><h2>Requests per second and errors, last 5 minutes</h2><svg id="chart" width="100%" height="160" viewBox="0 0 760 160" preserveAspectRatio="none"></svg></section>
 <section class="w4"><h2>Last state changes</h2><ul id="events" class="events"></ul></section>
 <section class="w12"><h2>Keys</h2><table><thead><tr><th>key</th><th>masked</th><th>account</th><th>state</th><th>back in</th><th>success</th><th>recent</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="keys"></tbody></table></section>
+<section class="w12"><h2>Rate limits on a model, a key × model pair or an account</h2><table><thead><tr><th>who</th><th>state</th><th>scope</th><th>back in</th><th>reason</th></tr></thead><tbody id="holds"></tbody></table></section>
 <section class="w12"><h2>Models</h2><table><thead><tr><th>model</th><th>upstream</th><th>context</th><th>state</th><th>back in</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="models"></tbody></table></section>
 </main>
 <script>
@@ -61,6 +62,7 @@ function render() {
   document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   document.getElementById("keys").innerHTML = stats.keys.map(k => `<tr><td><b>${esc(k.label)}</b></td><td><code>${esc(k.masked)}</code></td><td>${esc(k.account)}</td><td>${state(k.state)}</td><td class="countdown">${countdown(k.until)}</td><td>${k.success_rate == null ? "–" : Math.round(k.success_rate * 100) + "%"}</td><td>${k.window_requests - k.window_failures}/${k.window_requests}</td><td>${ms(k.latency_ms)}</td><td class="reason">${esc(k.state === "healthy" ? "" : k.reason)}</td></tr>`).join("");
   document.getElementById("models").innerHTML = stats.models.map(m => `<tr><td><b>${esc(m.name)}</b></td><td><code>${esc(m.upstream)}</code></td><td>${m.context}</td><td>${state(m.state)}</td><td class="countdown">${countdown(m.until)}</td><td>${ms(m.latency_ms)}</td><td class="reason">${esc(m.state === "healthy" ? "" : m.reason)}</td></tr>`).join("");
+  document.getElementById("holds").innerHTML = (stats.rate_limits || []).map(h => `<tr><td><b>${esc(h.subject)}</b></td><td>${state(h.state)}</td><td>${esc(h.scope_text)}</td><td class="countdown">${countdown(h.until)}</td><td class="reason">${esc(h.reason)}</td></tr>`).join("") || '<tr><td colspan="5" class="muted">none</td></tr>';
   document.getElementById("events").innerHTML = stats.events.slice(0, 30).map(e => `<li><b>${esc(e.subject)}</b> ${esc(e.from)} → ${state(e.to)} <span class="muted">${new Date(e.at).toLocaleTimeString()}${e.until ? " · until " + new Date(e.until).toLocaleTimeString() : ""}</span><br><span class="muted">${esc(e.reason)}</span></li>`).join("") || '<li class="muted">none yet</li>';
   const usable = stats.keys.filter(k => k.state === "healthy" || k.state === "probing").length;
   document.getElementById("usable").textContent = `${usable} / ${stats.keys.length}`;

@@ -307,7 +307,8 @@ public final class Dispatcher: Sendable {
                     + Self.list(walk.notes),
                 type: "timeout", code: "deadline_exceeded")
         }
-        if walk.attempts == 0 {
+        // Nothing tried, or every try was told to come back later: the client hears when, not a 502.
+        if walk.attempts == 0 || walk.notes.allSatisfy({ $0.outcome.kind == .rateLimited || $0.outcome.kind == .accountExhausted }) {
             return unavailable(request, plan: walk.cursor.plan)
         }
         return GatewayError(

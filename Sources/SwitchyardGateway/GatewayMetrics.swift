@@ -6,7 +6,7 @@ import SwitchyardCore
 /// labels or types is a crash in swift-prometheus). Labels carry key labels (`openrouter#2`), never key values.
 public final class GatewayMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
-    private let reported = Locked((cache: CacheStats(), reloads: 0, failures: 0))
+    private let reported = Locked((cache: CacheStats(), reloads: 0, failures: 0, holds: Set<[String]>()))
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -25,6 +25,9 @@ public final class GatewayMetrics: Sendable {
     static let continuations = name("stream_continuations", "total", "Streams continued on another candidate after output began, by route.")
     static let keyState = name("key_state", "info", "1 for the state each key is in, 0 for the others.")
     static let modelState = name("model_state", "info", "1 for the state each model is in, 0 for the others.")
+    static let rateLimitLeft = name(
+        "rate_limit_remaining", "seconds",
+        "Seconds left of each rate limit held on a pair (key × model), a model on an account, or an account, by subject and scope; 0 once lifted.")
     static let cacheEvents = name("cache", "total", "Cache lookups and changes by event (hit, miss, bypass, store, eviction, expiration).")
     static let cacheBytes = name("cache", "bytes", "Bytes held by the response cache.")
     static let cacheEntries = name("cache", "entries", "Answers held by the response cache.")
@@ -89,7 +92,7 @@ public final class GatewayMetrics: Sendable {
     }
 
     static let keyStates = ["healthy", "rate_limited", "cooling", "disabled", "probing", "removed", "manually_disabled"]
-    static let modelStates = ["healthy", "outage", "gone"]
+    static let modelStates = ["healthy", "outage", "probing", "rate_limited", "gone"]
 
     /// The exposition text: live counters, plus gauges and totals read from health, cache and reloader now.
     public func render(snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, now: Timestamp) -> [UInt8] {
@@ -106,6 +109,13 @@ public final class GatewayMetrics: Sendable {
                 registry.makeGauge(descriptor: Self.modelState, labels: [("model", model.name), ("state", name)]).set(to: name == state ? 1.0 : 0.0)
             }
         }
+        let holds = snapshot.health.rateLimitHolds(at: now)
+        var current = Set<[String]>()
+        for (name, hold) in holds {
+            current.insert([name, hold.scope.rawValue])
+            registry.makeGauge(descriptor: Self.rateLimitLeft, labels: [("subject", name), ("scope", hold.scope.rawValue)])
+                .set(to: max((hold.until - now).seconds, 0))
+        }
         registry.makeGauge(descriptor: Self.cacheBytes, labels: []).set(to: Double(cache.bytes))
         registry.makeGauge(descriptor: Self.cacheEntries, labels: []).set(to: Double(cache.entries))
         reported.withLock { last in
@@ -118,6 +128,11 @@ public final class GatewayMetrics: Sendable {
                 registry.makeCounter(descriptor: Self.cacheEvents, labels: [("event", event)]).increment(by: Int64(max(delta, 0)))
             }
             last.cache = cache
+            // A hold that lifted reads 0 rather than its last value.
+            for lifted in last.holds.subtracting(current) {
+                registry.makeGauge(descriptor: Self.rateLimitLeft, labels: [("subject", lifted[0]), ("scope", lifted[1])]).set(to: 0)
+            }
+            last.holds = current
             if let reload {
                 registry.makeCounter(descriptor: Self.reloads, labels: [("result", "applied")]).increment(by: Int64(max(reload.reloads - last.reloads, 0)))
                 registry.makeCounter(descriptor: Self.reloads, labels: [("result", "failed")]).increment(by: Int64(max(reload.failures - last.failures, 0)))

@@ -129,11 +129,12 @@ struct RoutePlannerTests {
         // Three requests drawn on account main: spare (keys 2, 3) has more left and goes first, whatever the turn.
         for _ in 0..<3 { _ = book.beginAttempt(key: 0, model: model, at: Fixtures.start) }
         for _ in 0..<8 { #expect(Set(keys().prefix(2)) == [2, 3]) }
-        // Among equals, the better recent success rate first (too few requests to disable the key).
-        for i in 0..<3 {
+        // Among equals, the better recent success rate first, once the window holds min_requests (10) outcomes.
+        for i in 0..<5 {
             _ = book.record(model: model, key: 2, outcome: Outcome(.transient, status: 500), at: Fixtures.start + .milliseconds(i))
             _ = book.record(model: model, key: 2, outcome: .success, at: Fixtures.start + .milliseconds(i))
         }
+        for i in 0..<10 { _ = book.record(model: model, key: 3, outcome: .success, at: Fixtures.start + .milliseconds(i)) }
         for _ in 0..<4 { #expect(keys().first == 3) }
         #expect(book.keyRank(3, at: Fixtures.start).text == "20 requests left, 100% ok")
         let text = PlanExplanation(
@@ -149,7 +150,7 @@ struct RoutePlannerTests {
         #expect(table.routing.keySelection == .roundRobin)
         let book = HealthBook(table: table, now: Fixtures.start)
         let model = table.model(named: "small-fast")!.id
-        for i in 0..<3 {
+        for i in 0..<5 {
             _ = book.record(model: model, key: 0, outcome: Outcome(.transient, status: 500), at: Fixtures.start + .milliseconds(i))
             _ = book.record(model: model, key: 0, outcome: .success, at: Fixtures.start + .milliseconds(i))
         }

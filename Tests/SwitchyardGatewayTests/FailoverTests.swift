@@ -39,7 +39,10 @@ import Testing
             for i in 0..<4 { let status = try await h.post(chat("warm \(i)")).status; #expect(status == 200) }
             let seen = h.fake.log().perKey["openrouter#2"] ?? 0
             #expect(h.fake.log().perAction["rate_limit"] == 1)
-            #expect(h.keyState("openrouter#2") == "rate_limited")
+            // The 429 named no wider scope: only this model on this key waits, the key serves its other models.
+            #expect(h.keyState("openrouter#2") == "healthy")
+            let holds = h.store.snapshot.health.rateLimitHolds(at: h.clock.now())
+            #expect(holds.map(\.name) == ["openrouter#2 × fast-8k"])
             h.clock.advance(by: .milliseconds(1900))
             for i in 0..<12 { let status = try await h.post(chat("limited \(i)")).status; #expect(status == 200) }
             #expect(h.fake.log().perKey["openrouter#2"] == seen)

@@ -9,7 +9,7 @@ public protocol HealthView {
     /// Requests the key may still send before a known limit; nil when none is known.
     func keyHeadroom(_ key: KeyID, at now: Timestamp) -> Int?
     /// Recent success rate; nil before the key served anything.
-    func keySuccessRate(_ key: KeyID) -> Double?
+    func keySuccessRate(_ key: KeyID, at now: Timestamp) -> Double?
 }
 
 /// A change of state worth one log line, a stats entry and a metric.
@@ -175,7 +175,7 @@ public final class HealthBook: Sendable {
 
     /// Where `headroom` key selection puts a key now.
     public func keyRank(_ key: KeyID, at now: Timestamp) -> KeyRank {
-        state.withLock { KeyRank(headroom: $0.keyHeadroom(key, at: now), successRate: $0.keySuccessRate(key)) }
+        state.withLock { KeyRank(headroom: $0.keyHeadroom(key, at: now), successRate: $0.keySuccessRate(key, at: now)) }
     }
 
     /// Holds narrower than a key in force now, named for stats: `groq#1 × llama-3.3-70b`.

@@ -68,9 +68,13 @@ public struct HealthState: HealthView, Sendable {
         return min(account ?? own, own)
     }
 
-    /// The key's success rate over its recent window; nil before it has served anything.
-    public func keySuccessRate(_ key: KeyID) -> Double? {
-        keys[key].window.count == 0 ? nil : 1 - keys[key].window.errorRate
+    /// The key's success rate over its recent window; nil until the window holds `min_requests` outcomes, so one
+    /// early failure does not starve a key of the traffic that would show whether it is really bad.
+    /// A probing key's window is the evidence that set it aside, not a rank: its trial takes its turn.
+    public func keySuccessRate(_ key: KeyID, at now: Timestamp) -> Double? {
+        let window = keys[key].window
+        guard window.count >= keys[key].settings.minRequests, keys[key].effectiveState(at: now) != .probing else { return nil }
+        return 1 - window.errorRate
     }
 
     public func keyHealth(_ key: KeyID) -> KeyHealth { keys[key] }

@@ -173,7 +173,7 @@ public struct RoutePlanner: Sendable {
         var ordered = Array(usable[turn...])
         ordered.append(contentsOf: usable[..<turn])
         if table.routing.keySelection == .headroom {
-            let ranks = ordered.map { KeyRank(headroom: health.keyHeadroom($0, at: now), successRate: health.keySuccessRate($0)) }
+            let ranks = ordered.map { KeyRank(headroom: health.keyHeadroom($0, at: now), successRate: health.keySuccessRate($0, at: now)) }
             if ranks.contains(where: { $0 != ranks[0] }) {
                 // Stable: equal ranks keep their round-robin order.
                 ordered = ordered.indices.sorted { a, b in ranks[a] != ranks[b] ? ranks[a] > ranks[b] : a < b }.map { ordered[$0] }
