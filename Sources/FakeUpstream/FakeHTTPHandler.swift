@@ -152,6 +152,28 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
                 code: 429, message: "Rate limit exceeded: limit_rpm/\(model)", metadata: #"{"error_type":"rate_limit_exceeded"}"#))
             return decision.fault.rawValue
+        case .rateLimitModel:
+            let seconds = b.retryAfterSeconds ?? 2
+            headers.append(("retry-after", "\(seconds)"))
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.error(
+                message: "Rate limit reached for model `\(model)` in organization `org_fake` on requests per minute (RPM): Limit 30, Used 30, Requested 1. Please try again in \(seconds)s.",
+                type: "requests", code: "rate_limit_exceeded"))
+            return "rate_limit_model"
+        case .freeModelsPerMin:
+            let resetMs = Int64(Date().timeIntervalSince1970 * 1000) + Int64(b.retryAfterSeconds ?? 2) * 1000
+            headers += [("X-RateLimit-Limit", "20"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
+                code: 429, message: "Rate limit exceeded: free-models-per-min. ",
+                metadata: #"{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"\#(resetMs)"},"error_type":"rate_limit_exceeded"}"#))
+            return "free_models_per_min"
+        case .upstreamRateLimited:
+            headers.append(("Retry-After", "\(b.retryAfterSeconds ?? 2)"))
+            let name = FakeRender.escape(model)
+            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
+                code: 429,
+                message: "\(model) is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://example.invalid/settings/integrations",
+                metadata: #"{"raw":"\#(name) is temporarily rate-limited upstream.","provider_name":"FakeProvider"}"#))
+            return "upstream_rate_limited"
         case .dailyCap:
             let resetMs = Self.nextUTCMidnightMs()
             headers += [("X-RateLimit-Limit", "50"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]

@@ -12,6 +12,15 @@ public enum FakeFault: String, Sendable, CaseIterable, Codable {
     /// 429 with `Retry-After`.
     case rateLimit = "rate_limit"
     case rateLimitNoRetryAfter = "rate_limit_no_retry_after"
+    /// Groq's and OpenAI's per-model, per-organisation 429 ("Rate limit reached for model `M` in organization …
+    /// on requests per minute (RPM)"), with `retry-after`.
+    case rateLimitModel = "rate_limit_model"
+    /// OpenRouter's account-wide `free-models-per-min` 429: no `Retry-After`, `X-RateLimit-*` as headers and in
+    /// `error.metadata.headers`.
+    case freeModelsPerMin = "free_models_per_min"
+    /// OpenRouter's "`M` is temporarily rate-limited upstream": the provider behind one model is busy for
+    /// everyone; 429 with `Retry-After`.
+    case upstreamRateLimited = "upstream_rate_limited"
     /// OpenRouter's daily cap: `free-models-per-day` with `X-RateLimit-*`.
     case dailyCap = "daily_cap"
     case invalidKey = "invalid_key"

@@ -371,3 +371,143 @@ import Testing
         #expect(script?.defaultBehavior.latencyMax == .milliseconds(5))
     }
 }
+
+/// The rate limits with a scope: per model per organisation (Groq, OpenAI), per account for every free model
+/// (OpenRouter's `free-models-per-min`), per model for everyone (OpenRouter's "rate-limited upstream").
+@Suite struct ScopedRateLimitTests {
+    static let model = "meta-llama/llama-3.2-3b-instruct:free"
+
+    @Test func aPerModelLimitLooksLikeGroqs() async throws {
+        try await withFake("default: { fault: rate_limit_model, retry_after: 7 }") { server, client in
+            let reply = try await post(client, server, body: chatBody(model: Self.model))
+            #expect(reply.status == 429)
+            #expect(reply.header("retry-after") == "7")
+            let error = try #require(reply.json["error"] as? [String: Any])
+            #expect(error["message"] as? String
+                == "Rate limit reached for model `\(Self.model)` in organization `org_fake` on requests per minute (RPM): Limit 30, Used 30, Requested 1. Please try again in 7s.")
+            #expect(error["type"] as? String == "requests")
+            #expect(error["code"] as? String == "rate_limit_exceeded")
+            #expect(error.keys.contains("param"))
+            #expect(server.log().requests.map(\.action) == ["rate_limit_model"])
+        }
+    }
+
+    @Test func aPerModelLimitSaysTwoSecondsByDefault() async throws {
+        try await withFake("default: rate_limit_model") { server, client in
+            let reply = try await post(client, server, body: chatBody())
+            #expect(reply.header("retry-after") == "2")
+            #expect(((reply.json["error"] as? [String: Any])?["message"] as? String)?.hasSuffix("Please try again in 2s.") == true)
+        }
+    }
+
+    @Test func theFreeModelsPerMinuteLimitLooksLikeOpenRouters() async throws {
+        try await withFake("default: { fault: free_models_per_min, retry_after: 5 }") { server, client in
+            let before = Int64(Date().timeIntervalSince1970 * 1000)
+            let reply = try await post(client, server, body: chatBody(model: Self.model))
+            let after = Int64(Date().timeIntervalSince1970 * 1000)
+            #expect(reply.status == 429)
+            #expect(reply.header("Retry-After") == nil)
+            #expect(reply.header("X-RateLimit-Limit") == "20")
+            #expect(reply.header("X-RateLimit-Remaining") == "0")
+            let reset = try #require(Int64(reply.header("X-RateLimit-Reset") ?? ""))
+            #expect(reset >= before + 5000 && reset <= after + 5000)
+            let error = try #require(reply.json["error"] as? [String: Any])
+            #expect(error["code"] as? Int == 429)
+            #expect(error["message"] as? String == "Rate limit exceeded: free-models-per-min. ")
+            let metadata = try #require(error["metadata"] as? [String: Any])
+            #expect(metadata["error_type"] as? String == "rate_limit_exceeded")
+            #expect(metadata["headers"] as? [String: String]
+                == ["X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "\(reset)"])
+            #expect(server.log().requests.map(\.action) == ["free_models_per_min"])
+        }
+    }
+
+    @Test func theFreeModelsPerMinuteResetIsTwoSecondsAwayByDefault() async throws {
+        try await withFake("default: free_models_per_min") { server, client in
+            let before = Int64(Date().timeIntervalSince1970 * 1000)
+            let reply = try await post(client, server, body: chatBody())
+            let reset = try #require(Int64(reply.header("X-RateLimit-Reset") ?? ""))
+            #expect(reset >= before + 2000 && reset <= before + 3000)
+        }
+    }
+
+    @Test func aModelRateLimitedUpstreamLooksLikeOpenRouters() async throws {
+        try await withFake("default: { fault: upstream_rate_limited, retry_after: 3 }") { server, client in
+            let reply = try await post(client, server, body: chatBody(model: Self.model))
+            #expect(reply.status == 429)
+            #expect(reply.header("Retry-After") == "3")
+            let error = try #require(reply.json["error"] as? [String: Any])
+            #expect(error["code"] as? Int == 429)
+            #expect(error["message"] as? String
+                == "\(Self.model) is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://example.invalid/settings/integrations")
+            let metadata = try #require(error["metadata"] as? [String: Any])
+            #expect(metadata["raw"] as? String == "\(Self.model) is temporarily rate-limited upstream.")
+            #expect(metadata["provider_name"] as? String == "FakeProvider")
+            #expect(server.log().requests.map(\.action) == ["upstream_rate_limited"])
+            let defaulted = try await withFakeReply("default: upstream_rate_limited")
+            #expect(defaulted.header("Retry-After") == "2")
+        }
+    }
+
+    /// Key and account faults are answered before the model is looked at, like `rate_limit`: even for a model
+    /// the fake does not serve, or a prompt over the model's context.
+    @Test(arguments: ["rate_limit_model", "free_models_per_min", "upstream_rate_limited"])
+    func answeredBeforeTheModelChecks(fault: String) async throws {
+        try await withFake(#"models: { "tiny/model": 50 }"# + "\ndefault: \(fault)") { server, client in
+            let unknown = try await post(client, server, body: chatBody(model: "other/model"))
+            #expect(unknown.status == 429)
+            let long = try await post(client, server, body: chatBody(model: "tiny/model", prompt: String(repeating: "word ", count: 200)))
+            #expect(long.status == 429)
+        }
+    }
+
+    @Test(arguments: ["rate_limit_model", "free_models_per_min", "upstream_rate_limited"])
+    func timesCountsPerLayer(fault: String) async throws {
+        try await withFake("models_behavior: { \"\(Self.model)\": { fault: \(fault), times: 2 } }") { server, client in
+            var statuses: [Int] = []
+            for _ in 0..<4 { statuses.append(try await post(client, server, body: chatBody(model: Self.model)).status) }
+            let other = try await post(client, server, body: chatBody()).status
+            #expect(statuses == [429, 429, 200, 200])
+            #expect(other == 200)
+        }
+    }
+
+    @Test(arguments: ["rate_limit_model", "free_models_per_min", "upstream_rate_limited"])
+    func downForHeals(fault: String) async throws {
+        try await withFake("keys: { sk-fake-1: { fault: \(fault), down_for: 300ms } }") { server, client in
+            server.reset()
+            let down = try await post(client, server, body: chatBody(stream: true)).status
+            #expect(down == 429)
+            try await Task.sleep(for: .milliseconds(350))
+            let healed = try await post(client, server, body: chatBody(stream: true))
+            #expect(healed.status == 200)
+            #expect(healed.events.last == "[DONE]")
+        }
+    }
+
+    @Test(arguments: ["rate_limit_model", "free_models_per_min", "upstream_rate_limited"])
+    func probabilityAppliesToAShare(fault: String) async throws {
+        try await withFake("default: { fault: \(fault), probability: 0.5 }") { server, client in
+            var limited = 0
+            for _ in 0..<100 where try await post(client, server, body: chatBody()).status == 429 { limited += 1 }
+            #expect((25...75).contains(limited), "\(limited) of 100")
+        }
+    }
+
+    @Test func theNewFaultsAreListedWhenAScriptNamesAnUnknownOne() {
+        #expect(throws: FakeScriptError.self) { try FakeScript.parse("default: rate_limit_everything") }
+        do {
+            _ = try FakeScript.parse("default: rate_limit_everything")
+        } catch {
+            let text = "\(error)"
+            for name in ["rate_limit_model", "free_models_per_min", "upstream_rate_limited"] { #expect(text.contains(name)) }
+        }
+    }
+}
+
+/// One request to a fake started for it: the reply.
+func withFakeReply(_ yaml: String, body: String = chatBody()) async throws -> Reply {
+    var reply: Reply?
+    try await withFake(yaml) { server, client in reply = try await post(client, server, body: body) }
+    return try #require(reply)
+}
