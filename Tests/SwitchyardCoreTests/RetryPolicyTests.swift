@@ -85,11 +85,17 @@ struct SameModelRetryTests {
         #expect(cursor.advance(.sameModel) == nil)
     }
 
-    @Test func anotherKeyComesBeforeTheNextModel() {
-        var cursor = CandidateCursor(plan: plan([(0, [1, 2]), (1, [1])]), sameModelRetries: 1)
+    @Test func anotherKeyComesBeforeTheSameKeyAndOnceMoreMeansOnce() {
+        var cursor = CandidateCursor(plan: plan([(0, [1, 2, 3]), (1, [1])]), sameModelRetries: 1)
         #expect(cursor.advance(.nextKey)! == (0, 1))
         #expect(cursor.advance(.sameModel)! == (0, 2))
-        #expect(cursor.advance(.sameModel)! == (1, 1), "a model with two keys was already tried twice")
+        #expect(cursor.advance(.sameModel)! == (1, 1), "once more on the same model, then the next model")
+        // A key fault still walks every key of a model.
+        var keys = CandidateCursor(plan: plan([(0, [1, 2, 3]), (1, [1])]), sameModelRetries: 1)
+        #expect(keys.advance(.nextKey)! == (0, 1))
+        #expect(keys.advance(.nextKey)! == (0, 2))
+        #expect(keys.advance(.nextKey)! == (0, 3))
+        #expect(keys.advance(.nextKey)! == (1, 1))
     }
 
     @Test func noRetriesWhenTurnedOff() {

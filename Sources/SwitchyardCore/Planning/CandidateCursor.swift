@@ -1,7 +1,7 @@
 /// The order in which a plan's (model, key) pairs are tried, moved by retry steps.
 public struct CandidateCursor: Sendable {
     public let plan: RoutePlan
-    /// Same-key retries a model with one key gets after a transient fault (`retry.same_model_retries`).
+    /// Further attempts a model gets after a transient fault before the next model (`retry.same_model_retries`).
     let sameModelRetries: Int
     private var modelIndex = 0
     private var keyIndex = -1
@@ -15,7 +15,8 @@ public struct CandidateCursor: Sendable {
     public enum Move: Sendable, Equatable {
         /// The current model's next key, then the next model.
         case nextKey
-        /// Like `nextKey`, but a model whose only key failed transiently gets that key again (up to the limit).
+        /// Once more on the same model after a transient fault (up to `same_model_retries` times): its next key,
+        /// or its only key again; then the next model.
         case sameModel
         case nextModel
     }
@@ -24,10 +25,13 @@ public struct CandidateCursor: Sendable {
     public mutating func advance(_ move: Move, accept: (ModelID) -> Bool = { _ in true }) -> (model: ModelID, key: KeyID)? {
         if move == .sameModel, keyIndex >= 0, modelIndex < plan.candidates.count {
             let candidate = plan.candidates[modelIndex]
-            if candidate.keys.count == 1, retriesOfModel < sameModelRetries, accept(candidate.model) {
-                retriesOfModel += 1
-                return (candidate.model, candidate.keys[keyIndex])
+            guard retriesOfModel < sameModelRetries, accept(candidate.model) else {
+                moveToNextModel()
+                return advance(.nextKey, accept: accept)
             }
+            retriesOfModel += 1
+            if keyIndex + 1 < candidate.keys.count { keyIndex += 1 }
+            return (candidate.model, candidate.keys[keyIndex])
         }
         if move == .nextModel, keyIndex >= 0 {
             moveToNextModel()
