@@ -49,11 +49,11 @@ struct TableReport {
         out.append("")
         let h = table.health
         out.append(
-            "health: disable a key above \(Int(h.errorRateToDisable * 100))% errors over ≥\(h.minRequests) requests in \(h.window.configText) for \(h.disableFor.configText) (doubling to \(h.maxDisableFor.configText)); cool \(h.cooldown.configText) after \(h.consecutiveFailuresToCool) failures in a row; 429 without Retry-After: \(h.rateLimitCooldown.configText)"
+            "health: disable a key above \(Int(h.errorRateToDisable * 100))% errors over ≥\(h.minRequests) requests in \(h.window.configText) for \(h.disableFor.configText) (doubling to \(h.maxDisableFor.configText)); cool \(h.cooldown.configText) after \(h.consecutiveFailuresToCool) failures in a row (doubling to \(h.maxCooldown.configText)); model outage \(h.modelOutage.configText) then one trial (doubling to \(h.modelOutageMax.configText)); 429 without Retry-After: \(h.rateLimitCooldown.configText) on the scope it names"
         )
         let r = table.retry
         out.append(
-            "retry: \(r.maxAttempts) attempts, backoff \(r.backoff.map(\.configText).joined(separator: ", ")) (cap \(r.backoffCap.configText)); first token \(r.firstTokenTimeout.configText), stream idle \(r.streamIdleTimeout.configText), attempt \(r.attemptTimeout.configText), deadline \(r.requestDeadline.configText)"
+            "retry: \(r.maxAttempts) attempts, backoff \(r.backoff.map(\.configText).joined(separator: ", ")) (cap \(r.backoffCap.configText)); first token \(r.firstTokenTimeout.configText), stream idle \(r.streamIdleTimeout.configText), attempt \(r.attemptTimeout.configText), deadline \(r.requestDeadline.configText); same model \(r.sameModelRetries)x more after a transient fault; wait up to \(r.maxWait.configText) for a rate limit to lift"
         )
         let c = table.cache
         out.append(
