@@ -137,12 +137,13 @@ struct RoutePlannerTests {
         for i in 0..<10 { _ = book.record(model: model, key: 3, outcome: .success, at: Fixtures.start + .milliseconds(i)) }
         for _ in 0..<4 { #expect(keys().first == 3) }
         #expect(book.keyRank(3, at: Fixtures.start).text == "20 requests left, 100% ok")
+        #expect(book.keyRank(1, at: Fixtures.start).text == "17 requests left, too few recent requests to rate")
         let text = PlanExplanation(
             plan: book.withView { planner.plan(route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), health: $0, rotation: rotation, at: Fixtures.start, advance: false) },
             route: table.route(named: "auto")!, request: PlanRequest(estimatedPromptTokens: 10), table: table, health: book, at: Fixtures.start
         ).lines.joined(separator: "\n")
         #expect(text.contains("key order: headroom"))
-        #expect(text.contains("openrouter#1: 17 requests left, 100% ok"))
+        #expect(text.contains("openrouter#4: 20 requests left, 100% ok; openrouter#3: 20 requests left, 50% ok; openrouter#1: 17 requests left"))
     }
 
     @Test func roundRobinSelectionIgnoresHeadroom() throws {

@@ -194,12 +194,19 @@ public struct RoutePlanner: Sendable {
 public struct KeyRank: Sendable, Equatable, Comparable {
     /// Requests left before a known limit; `Int.max` when none is known.
     public var headroom: Int
-    /// Recent success rate in 5% steps (0…20); a key that served nothing yet counts as 20.
+    /// Recent success rate in 5% steps (0…20); a key without enough recent outcomes counts as 20.
     public var successSteps: Int
+    /// Whether the success rate was measured (for the explanation only; it does not change the rank).
+    public var measured: Bool
 
     public init(headroom: Int?, successRate: Double?) {
         self.headroom = headroom ?? .max
         successSteps = Int(((successRate ?? 1) * 20).rounded(.down))
+        measured = successRate != nil
+    }
+
+    public static func == (a: KeyRank, b: KeyRank) -> Bool {
+        a.headroom == b.headroom && a.successSteps == b.successSteps
     }
 
     public static func < (a: KeyRank, b: KeyRank) -> Bool {
@@ -209,7 +216,7 @@ public struct KeyRank: Sendable, Equatable, Comparable {
     /// `18 requests left, 95% ok`, for explanations.
     public var text: String {
         let left = headroom == .max ? "no known limit" : "\(headroom) requests left"
-        return "\(left), \(successSteps * 5)% ok"
+        return "\(left), " + (measured ? "\(successSteps * 5)% ok" : "too few recent requests to rate")
     }
 }
 
