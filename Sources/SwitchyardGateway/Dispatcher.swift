@@ -113,10 +113,8 @@ public final class Dispatcher: Sendable {
     func waitForRecovery(_ walk: inout Walk, _ request: ChatRequest) async -> Bool {
         guard !walk.waited, walk.gaveUp == nil else { return false }
         let snapshot = request.snapshot
-        let plan = walk.cursor.plan
-        let models = plan.candidates.map(\.model) + plan.skipped.compactMap { Self.mayRecover($0.reason) ? $0.model : nil }
         let now = clock.now()
-        guard let back = snapshot.health.earliestUsable(models: models, at: now), back > now else { return false }
+        guard let back = snapshot.health.earliestUsable(models: walk.cursor.plan.modelsThatMayServe, at: now), back > now else { return false }
         let wait = back - now
         guard wait <= snapshot.table.retry.maxWait, wait < remaining(request) else { return false }
         walk.waited = true
@@ -136,13 +134,6 @@ public final class Dispatcher: Sendable {
         return true
     }
 
-    /// Whether a model skipped for this reason can come back by itself (health), not never (context, no keys).
-    static func mayRecover(_ reason: SkipReason) -> Bool {
-        switch reason {
-        case .modelUnavailable, .noUsableKey, .rateLimitedOnEveryKey: true
-        case .retired, .contextTooSmall, .requestTooLarge, .noKeys: false
-        }
-    }
 
     /// Picks the next usable pair, claiming it in the health book; nil when nothing is left.
     func nextPair(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) -> (ModelID, KeyID)? {
@@ -336,8 +327,7 @@ public final class Dispatcher: Sendable {
                 type: "invalid_request_error", code: "context_length_exceeded")
         }
         let now = clock.now()
-        let models = plan.candidates.map(\.model) + plan.skipped.compactMap { Self.mayRecover($0.reason) ? $0.model : nil }
-        let recovery = snapshot.health.earliestUsable(models: models, at: now)
+        let recovery = snapshot.health.earliestUsable(models: plan.modelsThatMayServe, at: now)
         let seconds = recovery.map { max(1, Int(($0 - now).seconds.rounded(.up))) } ?? 30
         let reasons = plan.skipped.map { "\(table.models[$0.model].name): \(Self.describe($0.reason))" }
         return GatewayError(

@@ -34,6 +34,16 @@ public enum SkipReason: Sendable, Equatable {
     case rateLimitedOnEveryKey
 }
 
+extension SkipReason {
+    /// Whether a model skipped for this reason comes back by itself (its health), not never (context, no keys).
+    public var mayRecover: Bool {
+        switch self {
+        case .modelUnavailable, .noUsableKey, .rateLimitedOnEveryKey: true
+        case .retired, .contextTooSmall, .requestTooLarge, .noKeys: false
+        }
+    }
+}
+
 public struct SkippedModel: Sendable, Equatable {
     public var model: ModelID
     public var reason: SkipReason
@@ -46,6 +56,11 @@ public struct RoutePlan: Sendable, Equatable {
     public var neededTokens: Int
     public var candidates: [PlannedModel]
     public var skipped: [SkippedModel]
+
+    /// The candidates and the models skipped only for health: those that may serve this request once holds lift.
+    public var modelsThatMayServe: [ModelID] {
+        candidates.map(\.model) + skipped.compactMap { $0.reason.mayRecover ? $0.model : nil }
+    }
 
     /// The (model, key) pairs in the order the dispatcher tries them.
     public var pairs: [(model: ModelID, key: KeyID)] {
