@@ -300,7 +300,7 @@ public final class Dispatcher: Sendable {
         }
         // Nothing tried, or every try was told to come back later: the client hears when, not a 502.
         if walk.attempts == 0 || walk.notes.allSatisfy({ $0.outcome.kind == .rateLimited || $0.outcome.kind == .accountExhausted }) {
-            return unavailable(request, plan: walk.cursor.plan)
+            return unavailable(request, plan: walk.cursor.plan, notes: walk.notes)
         }
         return GatewayError(
             status: .badGateway, message: "every candidate failed after \(walk.attempts) attempts" + Self.list(walk.notes),
@@ -308,7 +308,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// 503 when nothing is usable now, with the earliest recovery as Retry-After; 400 when nothing could ever fit.
-    func unavailable(_ request: ChatRequest, plan: RoutePlan) -> GatewayError {
+    func unavailable(_ request: ChatRequest, plan: RoutePlan, notes: [AttemptNote] = []) -> GatewayError {
         let snapshot = request.snapshot
         let table = snapshot.table
         let contextOnly = !plan.skipped.isEmpty && plan.skipped.allSatisfy {
@@ -333,7 +333,7 @@ public final class Dispatcher: Sendable {
         return GatewayError(
             status: .serviceUnavailable,
             message: "no model of '\(plan.route)' is usable right now" + (reasons.isEmpty ? "" : " (\(reasons.joined(separator: "; ")))")
-                + "; retry in \(seconds)s",
+                + "; retry in \(seconds)s" + (notes.isEmpty ? "" : "; attempts" + Self.list(notes)),
             type: "service_unavailable", code: "no_usable_candidate", retryAfter: seconds)
     }
 
