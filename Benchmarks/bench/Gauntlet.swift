@@ -48,15 +48,17 @@ enum Gauntlet {
         /// The faulty model's context as routes.yaml says and as the fake enforces it.
         var configuredContext = 131_072
         var fakeContext = 131_072
-        /// Flapping: the fault lasts this long from the phase's start; requests keep coming for twice as long.
-        var flapFor: Double?
+        /// Flapping: (the fault lasts this long from the phase's start, requests keep coming this long after).
+        var flap: (down: Double, after: Double)?
+        /// Issue 15 wants the faulty model itself to answer (after a same-key retry): said in the notes, not a condition.
+        var wantFaultyToServe = false
         /// What the fake's log calls an answer with the fault.
         var action: String
 
         init(
             _ fault: String, on provider: String, _ behavior: String, requests: String, expect: Expect = .answer, rearm: Bool = false,
-            longPrompts: Bool = false, configuredContext: Int = 131_072, fakeContext: Int = 131_072, flapFor: Double? = nil,
-            action: String? = nil
+            longPrompts: Bool = false, configuredContext: Int = 131_072, fakeContext: Int = 131_072, flap: (down: Double, after: Double)? = nil,
+            wantFaultyToServe: Bool = false, action: String? = nil
         ) {
             self.fault = fault
             self.provider = provider
@@ -67,7 +69,8 @@ enum Gauntlet {
             self.longPrompts = longPrompts
             self.configuredContext = configuredContext
             self.fakeContext = fakeContext
-            self.flapFor = flapFor
+            self.flap = flap
+            self.wantFaultyToServe = wantFaultyToServe
             self.action = action ?? fault
         }
 
@@ -104,7 +107,9 @@ enum Gauntlet {
             Phase("free_models_per_min", on: "openrouter-free", "{ fault: free_models_per_min, retry_after: 2 }", requests: "ppspsp"),
             Phase("upstream_rate_limited", on: "openrouter", "{ fault: upstream_rate_limited, retry_after: 2 }", requests: "ppspsp"),
             Phase("groq_tpm", on: "groq", "{ fault: groq_tpm }", requests: "ppsp"),
-            Phase("error_500_once", on: "openrouter", "{ fault: error_500, times: 1 }", requests: "ppss", rearm: true, action: "error_500"),
+            Phase(
+                "error_500_once", on: "openrouter", "{ fault: error_500, times: 1 }", requests: "ppss", rearm: true, wantFaultyToServe: true,
+                action: "error_500"),
             Phase("error_502", on: "openrouter", "{ fault: error_502 }", requests: "ppsp"),
             Phase("error_503", on: "openrouter", "{ fault: error_503 }", requests: "ppsps"),
             Phase("error_503_retry_after", on: "openrouter", "{ fault: error_503_retry_after, retry_after: 2 }", requests: "ppsp"),
@@ -123,9 +128,10 @@ enum Gauntlet {
                 action: "context_length_exceeded"),
             Phase("content_policy", on: "openrouter", "{ fault: content_policy }", requests: "ppsp", expect: .refusal(status: 400)),
             Phase("moderation", on: "openrouter", "{ fault: moderation }", requests: "psp", expect: .refusal(status: 403)),
+            // Down 2 s, then watched for 12 s: a model outage's first window (10 s) and its trial fit in.
             Phase(
-                "flapping", on: "openrouter", "{ fault: error_503, down_for: \(quick ? 1 : 3)s }", requests: "ps", flapFor: quick ? 1 : 3,
-                action: "error_503"),
+                "flapping", on: "openrouter", "{ fault: error_503, down_for: \(quick ? 1 : 2)s }", requests: "ps",
+                flap: quick ? (1, 1) : (2, 12), action: "error_503"),
         ]
         guard quick else { return all }
         return all.map { phase in
@@ -379,12 +385,12 @@ extension Scenarios {
                 }
             }
             let shapes = Array(phase.requests)
-            if let flap = phase.flapFor {
+            if let flap = phase.flap {
                 var i = 0
-                while Date().timeIntervalSince(phaseStart) < flap * 2 {
+                while Date().timeIntervalSince(phaseStart) < flap.down + flap.after {
                     try one(shapes[i % shapes.count], i)
                     i += 1
-                    usleep(200_000)
+                    usleep(250_000)
                 }
             } else {
                 for (i, shape) in shapes.enumerated() { try one(shape, i) }
@@ -426,7 +432,7 @@ extension Scenarios {
                 .sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
             let plain = shapes.filter { $0 == "p" }.count, streams = shapes.count - plain
             report.notes.append(
-                "\(passed ? "PASS" : "FAIL") \(phase.fault) (\(Gauntlet.provider(phase).label), \(results.count) requests: \(phase.flapFor == nil ? "\(plain) plain, \(streams) streamed" : "alternating for \(Int(phase.flapFor! * 2)) s")): "
+                "\(passed ? "PASS" : "FAIL") \(phase.fault) (\(Gauntlet.provider(phase).label), \(results.count) requests: \(phase.flap.map { "alternating, down \(Int($0.down)) s then healthy \(Int($0.after)) s" } ?? "\(plain) plain, \(streams) streamed")): "
                     + "\(ok)/\(results.count) \(phase.expect == .answer ? "complete" : "refused as expected"), \(String(format: "%.2f", attempts)) upstream calls per request "
                     + "[faulty: \(actions(faultyLog)); fallback: \(actions(fallbackLog))]; served by: \(served.isEmpty ? "-" : served)"
                     + (exercised ? "" : "; the fault was never met (the faulty model got no request it failed)"))
@@ -441,12 +447,19 @@ extension Scenarios {
             }
             report.notes += extra
             for group in groups { report.notes.append("  ✗ \(group.requests.joined(separator: ", ")): \(group.why)") }
-            if phase.flapFor != nil {
-                let healedAt = ms(phaseStart) + Int64(phase.flapFor! * 1000)
-                let back = faultyLog.first { $0.timeMs >= healedAt && $0.action == "ok" }
+            if let flap = phase.flap {
+                let healedAt = ms(phaseStart) + Int64(flap.down * 1000)
+                let back = faultyLog.first { $0.timeMs >= healedAt && $0.action == "ok" }.map { Double($0.timeMs - healedAt) / 1000 }
+                let trials = faultyLog.filter { $0.timeMs >= healedAt }.count
+                report.details.append(("flapping.served_again_after_s", back ?? -1))
                 report.notes.append(
-                    back.map { String(format: "  flapping: the faulty model served again %.1f s after it healed", Double($0.timeMs - healedAt) / 1000) }
-                        ?? "  flapping: the faulty model did not serve again in the \(Int(phase.flapFor!)) s after it healed")
+                    (back.map { String(format: "  flapping: the faulty model served again %.1f s after it healed", $0) }
+                        ?? "  flapping: the faulty model did not serve again in the \(Int(flap.after)) s after it healed")
+                        + "; \(faultyLog.count - trials) requests reached it while down")
+            }
+            if phase.wantFaultyToServe {
+                let byFaulty = results.filter { $0.ok && $0.result.headers["x-switchyard-model"] == phase.faulty }.count
+                report.notes.append("  served by the faulty model itself (issue 15: after one same-key retry): \(byFaulty) of \(results.count)")
             }
             let states = Self.unhealthy(gatewayURL) ?? "all healthy"
             if states != lastStates { report.notes.append("  gateway after it: \(states)") }

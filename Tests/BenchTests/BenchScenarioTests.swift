@@ -62,7 +62,7 @@ import Testing
         #expect(outcomes == requests, "every request is a complete answer, an expected refusal or a failure: \(report.figures)")
         #expect((report.figure("collateral_requests") ?? 0) >= Double(phases.count - 1))
         #expect(report.figure("attempts_per_fault") != nil)
-        #expect(report.details.count == 2 * phases.count)
+        #expect(report.details.count == 2 * phases.count + 1)  // attempts and failures by fault, and the flapping model's return
         #expect(report.notes.filter { $0.hasPrefix("PASS ") || $0.hasPrefix("FAIL ") }.count == phases.count)
         let json = Report.json([report])
         #expect(json.contains(#""attempts_by_fault": {"rate_limit""#))
