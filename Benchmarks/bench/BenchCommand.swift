@@ -88,7 +88,14 @@ struct BenchCommand: AsyncParsableCommand {
         for name in scenarios {
             warn("running \(name)…")
             LoadGenerator.progressLabel = name
-            let report = try await onThread { try runner.run(name) }
+            let report: ScenarioReport
+            do {
+                report = try await onThread { try runner.run(name) }
+            } catch {
+                // A scenario that throws must not leave the gateway bench started running.
+                await env.stop()
+                throw error
+            }
             warn("")
             warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
             reports.append(report)
