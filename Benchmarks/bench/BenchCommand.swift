@@ -18,7 +18,7 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "With --gateway: the fake upstream (fake-upstream) that gateway routes to, e.g. http://127.0.0.1:9001.")
     var upstream: String?
 
-    @Flag(name: .long, help: "Print the routing table a gateway under test should use with --upstream, then exit.")
+    @Flag(name: .long, help: "Print the routing table a gateway under test should use with --upstream, then exit (with --scenario gauntlet: the gauntlet's own table).")
     var printConfig = false
 
     @Option(name: .long, help: "Seconds per load phase.")
@@ -45,10 +45,18 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Timed runs per micro-benchmark.")
     var runs: Int = 7
 
+    @Option(name: .long, help: "Run only these faults of the gauntlet (comma-separated, e.g. rate_limit,cut).")
+    var gauntletFaults: String?
+
     func run() async throws {
         #if DEBUG
         warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
         #endif
+        if printConfig, scenario == "gauntlet" {
+            print("# Keys: " + Gauntlet.providers.map { "\($0.envName)=\($0.key)" }.joined(separator: " "))
+            print(Gauntlet.config(baseURL: (upstream ?? "http://127.0.0.1:9001") + "/v1", listen: "127.0.0.1:8091", phases: Gauntlet.phases(quick: false)))
+            return
+        }
         if printConfig {
             print("# Keys: " + BenchEnvironment.keys.enumerated().map { "BENCH_KEY_\($0.offset + 1)=\($0.element)" }.joined(separator: " "))
             print(BenchEnvironment.config(baseURL: (upstream ?? "http://127.0.0.1:9001") + "/v1", listen: "127.0.0.1:8091", disableFor: 5))
@@ -67,14 +75,27 @@ struct BenchCommand: AsyncParsableCommand {
         let scenarios = selected.filter { Scenarios.all.contains($0) }
         guard !scenarios.isEmpty else { return }
         guard state == "on" || state == "off" else { throw ValidationError("--state is on or off") }
+        let faults = gauntletFaults?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let known = Gauntlet.phases(quick: false).map(\.fault)
+        if let unknown = faults?.filter({ !known.contains($0) }), !unknown.isEmpty {
+            throw ValidationError("unknown gauntlet fault(s) \(unknown.joined(separator: ", ")); choose from \(known.joined(separator: ", "))")
+        }
         let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1, persist: state == "on")
-        let runner = Scenarios(env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate))
+        let runner = Scenarios(
+            env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults))
         var reports: [ScenarioReport] = []
         // The load generator blocks its thread: run it off the cooperative pool.
         for name in scenarios {
             warn("running \(name)…")
             LoadGenerator.progressLabel = name
-            let report = try await onThread { try runner.run(name) }
+            let report: ScenarioReport
+            do {
+                report = try await onThread { try runner.run(name) }
+            } catch {
+                // A scenario that throws must not leave the gateway bench started running.
+                await env.stop()
+                throw error
+            }
             warn("")
             warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
             reports.append(report)
@@ -89,6 +110,24 @@ struct BenchCommand: AsyncParsableCommand {
 
 func warn(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Waits on this (non-cooperative) thread for async work: how a scenario, which runs on a thread of its own,
+/// starts or stops a gateway.
+func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+    let box = BlockingResult<T>()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+/// Where `blocking` leaves its result: written by the task before it signals, read after the wait.
+private final class BlockingResult<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }
 
 /// Runs blocking work on a thread of its own.
@@ -114,6 +153,7 @@ enum Report {
         for report in reports {
             print("\(report.name.padding(12))  \(report.passed ? "PASS" : "FAIL")    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
             print("\("".padding(12))          pass when: \(report.condition)")
+            for note in report.notes { print("\("".padding(12))          \(note)") }
         }
     }
 
@@ -124,7 +164,7 @@ enum Report {
             var groups: [String: [(String, Double)]] = [:]
             var order: [String] = []
             var plain: [(String, Double)] = []
-            for (name, value) in report.figures {
+            for (name, value) in report.figures + report.details {
                 if let dot = name.firstIndex(of: ".") {
                     let group = String(name[..<dot])
                     if groups[group] == nil { order.append(group) }
@@ -138,10 +178,17 @@ enum Report {
                 fields.append("\"\(group)\": {" + groups[group]!.map { "\"\($0.0)\": \(value($0.1))" }.joined(separator: ", ") + "}")
             }
             fields.append("\"passed\": \(report.passed)")
-            fields.append("\"condition\": \"\(report.condition)\"")
+            fields.append("\"condition\": \(quoted(report.condition))")
+            if !report.notes.isEmpty { fields.append("\"notes\": [" + report.notes.map(quoted).joined(separator: ", ") + "]") }
             scenarios.append("  \"\(report.name)\": {" + fields.joined(separator: ", ") + "}")
         }
         return "{\n" + scenarios.joined(separator: ",\n") + "\n}\n"
+    }
+
+    /// A JSON string literal.
+    static func quoted(_ text: String) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed])) ?? Data("[\"\"]".utf8)
+        return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
     }
 
     static func value(_ v: Double) -> String {

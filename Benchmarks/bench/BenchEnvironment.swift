@@ -22,7 +22,7 @@ final class BenchEnvironment: @unchecked Sendable {
     /// The routes file of a gateway bench started (nil for --gateway), rewritten to retune it mid-run.
     private(set) var configPath: String?
     /// The in-process gateway, when there is one.
-    private var inProcess: (store: SnapshotStore, upstream: UpstreamClient, server: Task<Void, any Error>)?
+    private var inProcess: GatewayLauncher.InProcess?
 
     /// Keys the bench's routing table uses; the fake's log names them by these labels.
     static let keys = (1...4).map { "sk-or-v1-bench-key-000000000000000\($0)" }
@@ -109,20 +109,10 @@ final class BenchEnvironment: @unchecked Sendable {
         if inProcess {
             let configPath = directory.appendingPathComponent("routes.yaml").path
             try config(baseURL: fake.baseURL, listen: "127.0.0.1:0", disableFor: disableFor, persist: persist).write(toFile: configPath, atomically: true, encoding: .utf8)
-            let table = try ConfigLoader(environment: keyEnvironment).load(path: configPath)
-            let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
-            let upstream = UpstreamClient(readTimeout: .seconds(30))
-            let logger = Logger(label: "bench-gateway", factory: { _ in SwiftLogNoOpLogHandler() })
-            var gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), logger: logger)
-            let keys = keyEnvironment
-            gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, logger: logger)
-            let (ports, continuation) = AsyncStream<Int>.makeStream()
-            let server = Task { try await gateway.serve(host: "127.0.0.1", port: 0) { continuation.yield($0) } }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next() ?? 0
+            let launched = try await GatewayLauncher.inProcess(configPath: configPath, keyEnvironment: keyEnvironment)
             let env = BenchEnvironment(
-                fake: fake, gatewayURL: "http://127.0.0.1:\(port)", process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
-            env.inProcess = (store, upstream, server)
+                fake: fake, gatewayURL: launched.url, process: nil, logPath: logPath, directory: directory, disableFor: disableFor)
+            env.inProcess = launched.parts
             env.configPath = configPath
             env.persist = persist
             return env
@@ -130,36 +120,39 @@ final class BenchEnvironment: @unchecked Sendable {
         let port = try freePort()
         let configPath = directory.appendingPathComponent("routes.yaml").path
         try config(baseURL: fake.baseURL, listen: "127.0.0.1:\(port)", disableFor: disableFor, persist: persist).write(toFile: configPath, atomically: true, encoding: .utf8)
-        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard").path
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            warn("note: no gateway binary at \(binary); running the gateway in-process, so its CPU time cannot be told apart.")
+        guard let binary = GatewayLauncher.binary else {
+            warn("note: no gateway binary at \(GatewayLauncher.binaryPath); running the gateway in-process, so its CPU time cannot be told apart.")
             warn("      For the fair measure: swift build -c release --product switchyard, then run bench again.")
             try await fake.shutdown()
             return try await start(gateway: nil, upstream: nil, fakeThreads: fakeThreads, inProcess: true, disableFor: disableFor, persist: persist)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--config", configPath]
-        var env = ProcessInfo.processInfo.environment.merging(keyEnvironment) { $1 }
-        env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "info"
-        process.environment = env
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
         let url = "http://127.0.0.1:\(port)"
-        for _ in 0..<100 {
-            if (try? HTTP.get(url + "/healthz").status) == 200 {
-                let env = BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
-                env.configPath = configPath
-                env.persist = persist
-                return env
-            }
-            try await Task.sleep(for: .milliseconds(100))
+        let process = try await GatewayLauncher.spawn(binary: binary, configPath: configPath, keyEnvironment: keyEnvironment, logPath: logPath, url: url)
+        let env = BenchEnvironment(fake: fake, gatewayURL: url, process: process, logPath: logPath, directory: directory, disableFor: disableFor)
+        env.configPath = configPath
+        env.persist = persist
+        return env
+    }
+
+    /// Starts another gateway for one scenario, with a routing table of its own, the way this environment runs
+    /// its gateway (a child process, or in-process for the tests). Nil when bench measures a gateway it did not
+    /// start (`--gateway`): the scenario then uses that one.
+    func startScenarioGateway(name: String, config: (_ listen: String) -> String, keyEnvironment: [String: String]) async throws -> ScenarioGateway? {
+        guard ownedFake != nil else { return nil }
+        let folder = directory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let configPath = folder.appendingPathComponent("routes.yaml").path
+        let logPath = folder.appendingPathComponent("gateway.log").path
+        if process != nil, let binary = GatewayLauncher.binary {
+            let port = try freePort()
+            try config("127.0.0.1:\(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
+            let url = "http://127.0.0.1:\(port)"
+            let process = try await GatewayLauncher.spawn(binary: binary, configPath: configPath, keyEnvironment: keyEnvironment, logPath: logPath, url: url)
+            return ScenarioGateway(url: url, logPath: logPath, process: process, inProcess: nil)
         }
-        process.terminate()
-        throw BenchError("the gateway did not start; see \(logPath)")
+        try config("127.0.0.1:0").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let launched = try await GatewayLauncher.inProcess(configPath: configPath, keyEnvironment: keyEnvironment)
+        return ScenarioGateway(url: launched.url, logPath: logPath, process: nil, inProcess: launched.parts)
     }
 
     /// Rewrites the gateway's routes file with an account limit (nil removes it) and reloads it.
@@ -178,11 +171,7 @@ final class BenchEnvironment: @unchecked Sendable {
             process.terminate()
             process.waitUntilExit()
         }
-        if let inProcess {
-            inProcess.server.cancel()
-            _ = try? await inProcess.server.value
-            try? await inProcess.upstream.shutdown()
-        }
+        if let inProcess { await inProcess.stop() }
         try? await ownedFake?.shutdown()
     }
 
@@ -224,6 +213,90 @@ final class BenchEnvironment: @unchecked Sendable {
             out.append((field("to") ?? "", field("until").flatMap { iso.date(from: $0) }, at))
         }
         return out
+    }
+}
+
+/// A gateway started for one scenario (see `BenchEnvironment.startScenarioGateway`).
+final class ScenarioGateway: @unchecked Sendable {
+    let url: String
+    /// Its log, when it runs as a child process.
+    let logPath: String
+    private let process: Process?
+    private let inProcess: GatewayLauncher.InProcess?
+
+    init(url: String, logPath: String, process: Process?, inProcess: GatewayLauncher.InProcess?) {
+        self.url = url
+        self.logPath = logPath
+        self.process = process
+        self.inProcess = inProcess
+    }
+
+    func stop() async {
+        if let process {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        await inProcess?.stop()
+    }
+}
+
+/// Starts the gateway under test: a child process of the `switchyard` binary built beside bench, or in-process.
+enum GatewayLauncher {
+    struct InProcess {
+        var store: SnapshotStore
+        var upstream: UpstreamClient
+        var server: Task<Void, any Error>
+
+        func stop() async {
+            server.cancel()
+            _ = try? await server.value
+            try? await upstream.shutdown()
+        }
+    }
+
+    static var binaryPath: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchyard").path
+    }
+
+    /// The `switchyard` binary beside bench, when it was built.
+    static var binary: String? { FileManager.default.isExecutableFile(atPath: binaryPath) ? binaryPath : nil }
+
+    /// Runs `switchyard serve --config configPath` with the keys in its environment, its output to `logPath`,
+    /// and waits until `url` answers `/healthz`.
+    static func spawn(binary: String, configPath: String, keyEnvironment: [String: String], logPath: String, url: String) async throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve", "--config", configPath]
+        var env = ProcessInfo.processInfo.environment.merging(keyEnvironment) { $1 }
+        env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "info"
+        process.environment = env
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        for _ in 0..<100 {
+            if (try? HTTP.get(url + "/healthz").status) == 200 { return process }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        process.terminate()
+        throw BenchError("the gateway did not start; see \(logPath)")
+    }
+
+    /// Serves the routes file in this process on an ephemeral port (for the tests).
+    static func inProcess(configPath: String, keyEnvironment: [String: String]) async throws -> (url: String, parts: InProcess) {
+        let table = try ConfigLoader(environment: keyEnvironment).load(path: configPath)
+        let store = SnapshotStore(RoutingSnapshot(table: table, now: SystemClock().now()))
+        let upstream = UpstreamClient(readTimeout: .seconds(30))
+        let logger = Logger(label: "bench-gateway", factory: { _ in SwiftLogNoOpLogHandler() })
+        var gateway = Gateway(store: store, upstream: upstream, auth: ClientAuth(tokens: []), logger: logger)
+        let keys = keyEnvironment
+        gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, logger: logger)
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let server = Task { try await gateway.serve(host: "127.0.0.1", port: 0) { continuation.yield($0) } }
+        var iterator = ports.makeAsyncIterator()
+        let port = await iterator.next() ?? 0
+        return ("http://127.0.0.1:\(port)", InProcess(store: store, upstream: upstream, server: server))
     }
 }
 

@@ -16,6 +16,12 @@ enum HTMLReport {
             if let histogram = r.latencyHistogram, histogram.totalCount > 0 {
                 body += "<h2>\(r.name): \(escape(r.latencyLabel))</h2>" + latencyChart(histogram)
             }
+            if !r.notes.isEmpty {
+                body += "<h2>\(r.name): notes</h2><pre>" + r.notes.map(escape).joined(separator: "\n") + "</pre>"
+            }
+            if !r.details.isEmpty {
+                body += "<h2>\(r.name): details</h2><p>" + r.details.map { "<code>\(escape($0.name))=\(Report.format($0.value))</code>" }.joined(separator: " ") + "</p>"
+            }
             if r.timeline.count > 1 {
                 body += "<h2>\(r.name): throughput and errors per second</h2>" + timelineChart(r.timeline, events: r.events)
             }
@@ -25,7 +31,7 @@ enum HTMLReport {
             body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:32px;color:#1d2330;background:#fbfbfd}
             h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}.muted{color:#6b7280}
             table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0001}td,th{padding:6px 10px;border-bottom:1px solid #eceef3;text-align:left;vertical-align:top}
-            code{font-size:12px;margin-right:8px;white-space:nowrap}.pass{color:#0a7d32;font-weight:600}.fail{color:#c0262d;font-weight:600}
+            code{font-size:12px;margin-right:8px;white-space:nowrap}pre{font-size:12px;background:#fff;padding:10px;box-shadow:0 1px 2px #0001;white-space:pre-wrap}.pass{color:#0a7d32;font-weight:600}.fail{color:#c0262d;font-weight:600}
             svg{background:#fff;box-shadow:0 1px 2px #0001}text{font-size:11px;fill:#4b5563}
             </style></head><body>\(body)</body></html>
             """

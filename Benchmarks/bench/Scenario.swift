@@ -13,7 +13,10 @@ struct ScenarioReport: @unchecked Sendable {
     var figures: [(name: String, value: Double)] = []
     var condition: String
     var passed = false
+    /// Printed under the table and kept in the JSON and HTML reports.
     var notes: [String] = []
+    /// Figures for the JSON and HTML reports only (dotted names nest), too many for the table's line.
+    var details: [(name: String, value: Double)] = []
     /// Per-second samples for the report's timeline: (second, requests, errors).
     var timeline: [(second: Int, requests: Int, errors: Int)] = []
     var events: [(second: Double, text: String)] = []
@@ -29,6 +32,10 @@ struct BenchOptions {
     var duration: Double
     var concurrency: Int
     var rate: Double?
+    /// The gauntlet with one request of each kind per fault and no sweeps between faults (the tests' run).
+    var quick = false
+    /// Only these faults of the gauntlet (`--gauntlet-faults`); nil runs them all.
+    var gauntletFaults: [String]? = nil
 }
 
 /// A latency histogram in nanoseconds, reported in milliseconds.

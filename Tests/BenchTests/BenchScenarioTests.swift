@@ -1,5 +1,6 @@
 import Foundation
 import FakeUpstream
+import SwitchyardCore
 import Testing
 @testable import bench
 
@@ -45,5 +46,80 @@ import Testing
         #expect(answer.body.contains(#""object":"chat.completion""#), "\(answer.body)")
         #expect(answer.body.contains("meta-llama/llama-3.1-8b-instruct:free"))
         #expect(cpu != nil)
+    }
+
+    @Test func theGauntletMeetsEveryFaultInTurnAndReportsIt() async throws {
+        let env = try await BenchEnvironment.start(gateway: nil, fakeThreads: 1, inProcess: true)
+        let scenarios = Scenarios(env: env, options: BenchOptions(duration: 1, concurrency: 1, rate: nil, quick: true))
+        let report = try await onThread { try scenarios.run("gauntlet") }
+        await env.stop()
+
+        let phases = Gauntlet.phases(quick: true)
+        #expect(report.figure("faults") == Double(phases.count))
+        let requests = try #require(report.figure("requests"))
+        #expect(requests >= Double(phases.count))
+        let outcomes = (report.figure("complete_answers") ?? -1) + (report.figure("failed_requests") ?? -1) + (report.figure("refusals") ?? -1)
+        #expect(outcomes == requests, "every request is a complete answer, an expected refusal or a failure: \(report.figures)")
+        #expect((report.figure("collateral_requests") ?? 0) >= Double(phases.count - 1))
+        #expect(report.figure("attempts_per_fault") != nil)
+        #expect(report.details.count == 2 * phases.count + 1)  // attempts and failures by fault, and the flapping model's return
+        #expect(report.notes.filter { $0.hasPrefix("PASS ") || $0.hasPrefix("FAIL ") }.count == phases.count)
+        let json = Report.json([report])
+        #expect(json.contains(#""attempts_by_fault": {"rate_limit""#))
+        #expect(json.contains(#""notes": ["#))
+        #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) is [String: Any])
+        #expect(HTMLReport.render([report]).contains("gauntlet: notes"))
+        // Issue 15: a 429 on one model takes its key out for every model of it, and each fault's key state
+        // poisons the next, so today most requests end in 502/503. Remove this wrapper when the gateway passes.
+        withKnownIssue("issue 15: one model's fault still takes its provider's only key out") {
+            #expect(report.passed, "\(report.notes.joined(separator: "\n"))")
+            #expect(report.figure("faults_exercised") == Double(phases.count))
+        }
+    }
+
+    @Test func theGauntletsTableHasOneKeyPerProviderAndEachRouteFallsBackOnTheSameKey() throws {
+        let phases = Gauntlet.phases(quick: false)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gauntlet-\(getpid()).yaml").path
+        try Gauntlet.config(baseURL: "http://127.0.0.1:9/v1", listen: "127.0.0.1:0", phases: phases).write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let table = try ConfigLoader(environment: Gauntlet.keyEnvironment).load(path: path)
+        #expect(table.providers.count == Gauntlet.providers.count)
+        for provider in table.providers { #expect(table.keys.filter { $0.provider == provider.id }.count == 1, "\(provider.name)") }
+        #expect(table.routes.count == phases.count)
+        for route in table.routes {
+            #expect(route.models.count == 2)
+            #expect(Set(route.models.map { table.models[$0].provider }).count == 1, "\(route.name)")
+            #expect(table.models[route.models[0]].name.hasSuffix("-faulty"))
+        }
+        #expect(table.retry.firstTokenTimeout == .milliseconds(400))
+        // Every fault the fake has is in the gauntlet but those that take the only key out.
+        let covered = Set(phases.compactMap(\.fakeFault))
+        let keyOnly: Set<FakeFault> = [.none, .invalidKey, .paymentRequired, .dailyCap]
+        for fault in FakeFault.allCases where !keyOnly.contains(fault) { #expect(covered.contains(fault.rawValue), "\(fault.rawValue)") }
+    }
+
+    @Test func aGauntletAnswerCountsOnlyWhenWhole() {
+        let prompt = "whole or not"
+        let text = Gauntlet.expected(prompt)
+        func result(_ status: Int, _ body: String, attempts: String = "1") -> LoadResult {
+            LoadResult(tag: 0, status: status, latencyNs: 1, firstByteNs: 1, headers: ["x-switchyard-attempts": attempts], body: Array(body.utf8), error: nil, completedAt: 0)
+        }
+        func chunk(_ content: String) -> String {
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\(content)\"}}]}\n\n"
+        }
+        let whole = chunk(String(text.prefix(10))) + chunk(String(text.dropFirst(10))) + "data: [DONE]\n\n"
+        #expect(Gauntlet.verdict(result(200, whole), prompt: prompt, stream: true, expect: .answer).ok)
+        let truncated = chunk(String(text.prefix(10))) + "data: [DONE]\n\n"
+        #expect(!Gauntlet.verdict(result(200, truncated), prompt: prompt, stream: true, expect: .answer).ok)
+        #expect(!Gauntlet.verdict(result(200, chunk(text)), prompt: prompt, stream: true, expect: .answer).ok)
+        let errorEvent = chunk(text) + "data: {\"error\":{\"message\":\"cut\"}}\n\n"
+        #expect(Gauntlet.verdict(result(200, errorEvent), prompt: prompt, stream: true, expect: .answer).why.contains("cut"))
+        let plain = #"{"choices":[{"index":0,"message":{"role":"assistant","content":"\#(text)"},"finish_reason":"stop"}]}"#
+        #expect(Gauntlet.verdict(result(200, plain), prompt: prompt, stream: false, expect: .answer).ok)
+        #expect(!Gauntlet.verdict(result(200, plain.replacingOccurrences(of: "stop", with: "length")), prompt: prompt, stream: false, expect: .answer).ok)
+        let refusal = #"{"error":{"message":"blocked","type":"invalid_request_error","code":"content_policy"}}"#
+        #expect(Gauntlet.verdict(result(400, refusal), prompt: prompt, stream: false, expect: .refusal(status: 400)).ok)
+        #expect(!Gauntlet.verdict(result(400, refusal, attempts: "2"), prompt: prompt, stream: false, expect: .refusal(status: 400)).ok)
+        #expect(!Gauntlet.verdict(result(502, refusal), prompt: prompt, stream: false, expect: .refusal(status: 400)).ok)
     }
 }
