@@ -187,8 +187,11 @@ public final class Dispatcher: Sendable {
         activity.report(events, logger: logger)
     }
 
-    /// Learns what the answer's rate-limit headers say about the key's account, whatever its status.
-    func learnQuota(_ headers: HTTPHeaders, key: KeyID, _ snapshot: RoutingSnapshot) {
+    /// Learns what an answer's rate-limit headers say about the key's account. A 429's headers are left to the
+    /// classifier, which holds exactly the scope the 429 names (OpenRouter's free-model limit, say, is not every
+    /// model of the account).
+    func learnQuota(_ headers: HTTPHeaders, status: Int, key: KeyID, _ snapshot: RoutingSnapshot) {
+        guard status != 429 else { return }
         let now = clock.now()
         guard let reading = QuotaReading.read(headers, now: now) else { return }
         log(snapshot.health.learn(key: key, reading, at: now), snapshot)
@@ -234,7 +237,7 @@ public final class Dispatcher: Sendable {
                     return (response, try await response.body.collect(upTo: 32 << 20))
                 }
                 let status = Int(response.status.code)
-                learnQuota(response.headers, key: key, snapshot)
+                learnQuota(response.headers, status: status, key: key, snapshot)
                 let classified = snapshot.classifiers[provider.id].classify(
                     status: status, headers: (200..<300).contains(status) ? [] : response.headers.map { ($0.name, $0.value) },
                     body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)

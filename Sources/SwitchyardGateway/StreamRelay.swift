@@ -120,7 +120,7 @@ extension Dispatcher {
                 try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
             }
             let status = Int(response.status.code)
-            learnQuota(response.headers, key: key, snapshot)
+            learnQuota(response.headers, status: status, key: key, snapshot)
             guard status == 200 else {
                 let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
                 let outcome = snapshot.classifiers[provider.id].classify(

@@ -69,12 +69,9 @@ import Testing
         #expect(json.contains(#""notes": ["#))
         #expect(try JSONSerialization.jsonObject(with: Data(json.utf8)) is [String: Any])
         #expect(HTMLReport.render([report]).contains("gauntlet: notes"))
-        // Issue 15: a 429 on one model takes its key out for every model of it, and each fault's key state
-        // poisons the next, so today most requests end in 502/503. Remove this wrapper when the gateway passes.
-        withKnownIssue("issue 15: one model's fault still takes its provider's only key out") {
-            #expect(report.passed, "\(report.notes.joined(separator: "\n"))")
-            #expect(report.figure("faults_exercised") == Double(phases.count))
-        }
+        // One key per provider: no fault may take the provider's other models down, nor poison the next fault.
+        #expect(report.passed, "\(report.notes.joined(separator: "\n"))")
+        #expect(report.figure("faults_exercised") == Double(phases.count))
     }
 
     @Test func theGauntletsTableHasOneKeyPerProviderAndEachRouteFallsBackOnTheSameKey() throws {

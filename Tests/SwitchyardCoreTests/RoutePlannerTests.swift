@@ -146,6 +146,13 @@ struct RoutePlannerTests {
         #expect(text.contains("openrouter#4: 20 requests left, 100% ok; openrouter#3: 20 requests left, 50% ok; openrouter#1: 17 requests left"))
     }
 
+    @Test func aKeyThatLostARequestOrTwoKeepsItsTurn() {
+        #expect(KeyRank(headroom: nil, successRate: 0.95) == KeyRank(headroom: nil, successRate: nil))
+        #expect(KeyRank(headroom: nil, successRate: 0.9999) == KeyRank(headroom: nil, successRate: 1))
+        #expect(KeyRank(headroom: nil, successRate: 0.85) < KeyRank(headroom: nil, successRate: 0.9))
+        #expect(KeyRank(headroom: 3, successRate: 1) < KeyRank(headroom: 4, successRate: 0.1), "requests left come first")
+    }
+
     @Test func roundRobinSelectionIgnoresHeadroom() throws {
         let table = try Fixtures.table(Fixtures.yaml + "\nrouting: { key_selection: round_robin }\n")
         #expect(table.routing.keySelection == .roundRobin)

@@ -96,7 +96,7 @@ public struct PlanExplanation: Sendable {
             return "round robin"
         case .headroom:
             let parts = keys.map { "\(table.keys[$0].label): \(health.keyRank($0, at: now).text)" }
-            return "headroom (most requests left, then success rate; round robin among equals): " + parts.joined(separator: "; ")
+            return "headroom (most requests left, then success rate in 10% bands, 90% and up alike; round robin among equals): " + parts.joined(separator: "; ")
         }
     }
 

@@ -176,7 +176,8 @@ public struct RoutePlanner: Sendable {
     /// Usable keys in the table's `key_selection` order, the affinity key first when it is usable.
     ///
     /// `headroom`: the key whose account has the most requests left first (configured or learned limits; no known
-    /// limit counts as most), then the best recent success rate in 5% steps, round robin among equals.
+    /// limit counts as most), then the best recent success rate in bands of 10% (90% and up alike), round robin
+    /// among equals.
     func orderKeys(
         _ provider: Provider, affinity: String?, health: some HealthView, rotation: KeyRotation, at now: Timestamp, advance: Bool = true
     ) -> [KeyID] {
@@ -206,32 +207,36 @@ public struct RoutePlanner: Sendable {
 }
 
 /// How `headroom` key selection ranks a key: requests left first, then recent success.
-public struct KeyRank: Sendable, Equatable, Comparable {
+///
+/// Success counts in bands of 10%, with everything from 90% up in one band: a key that lost a request or two
+/// keeps its turn (so a failing key still meets the error-rate rule and its trials), and only a key that fails
+/// often yields its turn to better ones.
+public struct KeyRank: Sendable, Comparable {
     /// Requests left before a known limit; `Int.max` when none is known.
     public var headroom: Int
-    /// Recent success rate in 5% steps (0…20); a key without enough recent outcomes counts as 20.
-    public var successSteps: Int
-    /// Whether the success rate was measured (for the explanation only; it does not change the rank).
-    public var measured: Bool
+    /// 9 for 90% success and up, then 8 for 80-89% and so on; 9 for a key without enough recent outcomes.
+    public var successBand: Int
+    /// The measured success rate in percent, for explanations; nil when there were too few outcomes.
+    public var successPercent: Int?
 
     public init(headroom: Int?, successRate: Double?) {
         self.headroom = headroom ?? .max
-        successSteps = Int(((successRate ?? 1) * 20).rounded(.down))
-        measured = successRate != nil
+        successBand = min(Int(((successRate ?? 1) * 10).rounded(.down)), 9)
+        successPercent = successRate.map { Int(($0 * 100).rounded(.down)) }
     }
 
     public static func == (a: KeyRank, b: KeyRank) -> Bool {
-        a.headroom == b.headroom && a.successSteps == b.successSteps
+        a.headroom == b.headroom && a.successBand == b.successBand
     }
 
     public static func < (a: KeyRank, b: KeyRank) -> Bool {
-        (a.headroom, a.successSteps) < (b.headroom, b.successSteps)
+        (a.headroom, a.successBand) < (b.headroom, b.successBand)
     }
 
     /// `18 requests left, 95% ok`, for explanations.
     public var text: String {
         let left = headroom == .max ? "no known limit" : "\(headroom) requests left"
-        return "\(left), " + (measured ? "\(successSteps * 5)% ok" : "too few recent requests to rate")
+        return "\(left), " + (successPercent.map { "\($0)% ok" } ?? "too few recent requests to rate")
     }
 }
 
