@@ -22,6 +22,10 @@ public struct RateLimitBook: Sendable {
     let modelIsFree: [Bool]
     /// Recent `(key, model)` limits per key: the evidence for widening to the whole key.
     private var recent: [[(model: ModelID, at: Timestamp)]]
+    /// The expiries alone, for the planner's check of every pair of every plan: no string is touched there.
+    private var pairUntil: [Timestamp]
+    private var accountModelUntil: [Timestamp]
+    private var accountUntil: [Timestamp]
 
     public init(keys: Int, accounts: Int, models: [Model]) {
         modelCount = models.count
@@ -30,6 +34,9 @@ public struct RateLimitBook: Sendable {
         self.accounts = Array(repeating: nil, count: accounts)
         modelIsFree = models.map { $0.upstream.hasSuffix(":free") }
         recent = Array(repeating: [], count: keys)
+        pairUntil = Array(repeating: .distantPast, count: keys * models.count)
+        accountModelUntil = Array(repeating: .distantPast, count: accounts * models.count)
+        accountUntil = Array(repeating: .distantPast, count: accounts)
     }
 
     /// The hold that keeps `model` on `key` (of `account`) back now, the longest when several do.
@@ -44,13 +51,15 @@ public struct RateLimitBook: Sendable {
     }
 
     public func allows(key: KeyID, account: AccountID, model: ModelID, at now: Timestamp) -> Bool {
-        hold(key: key, account: account, model: model, at: now) == nil
+        pairUntil[key * modelCount + model] <= now && accountModelUntil[account * modelCount + model] <= now
+            && (accountUntil[account] <= now || !modelIsFree[model])
     }
 
     /// Holds `model` on `key`. Returns true when another model of the key was limited inside `window` too:
     /// then the limit is the key's, and the caller widens it.
     public mutating func limitPair(key: KeyID, model: ModelID, _ hold: RateLimitHold, window: Duration, at now: Timestamp) -> Bool {
         pairs[key * modelCount + model] = Self.longer(pairs[key * modelCount + model], hold, at: now)
+        pairUntil[key * modelCount + model] = pairs[key * modelCount + model]?.until ?? .distantPast
         let horizon = now - window
         recent[key].removeAll { $0.at <= horizon || $0.model == model }
         recent[key].append((model, now))
@@ -59,22 +68,31 @@ public struct RateLimitBook: Sendable {
 
     public mutating func limitAccountModel(account: AccountID, model: ModelID, _ hold: RateLimitHold, at now: Timestamp) {
         accountModels[account * modelCount + model] = Self.longer(accountModels[account * modelCount + model], hold, at: now)
+        accountModelUntil[account * modelCount + model] = accountModels[account * modelCount + model]?.until ?? .distantPast
     }
 
     public mutating func limitAccount(_ account: AccountID, _ hold: RateLimitHold, at now: Timestamp) {
         accounts[account] = Self.longer(accounts[account], hold, at: now)
+        accountUntil[account] = accounts[account]?.until ?? .distantPast
     }
 
     /// Lifts every hold on `key`'s pairs (an operator's reset of the key).
     public mutating func clear(key: KeyID) {
-        for m in 0..<modelCount { pairs[key * modelCount + m] = nil }
+        for m in 0..<modelCount {
+            pairs[key * modelCount + m] = nil
+            pairUntil[key * modelCount + m] = .distantPast
+        }
         recent[key].removeAll()
     }
 
     /// Lifts every hold on the account.
     public mutating func clear(account: AccountID) {
-        for m in 0..<modelCount { accountModels[account * modelCount + m] = nil }
+        for m in 0..<modelCount {
+            accountModels[account * modelCount + m] = nil
+            accountModelUntil[account * modelCount + m] = .distantPast
+        }
         accounts[account] = nil
+        accountUntil[account] = .distantPast
     }
 
     /// Holds in force now, for stats: pairs, then account-model holds, then account holds.
@@ -102,14 +120,19 @@ public struct RateLimitBook: Sendable {
 
     /// Carries a hold over from an earlier table (reload), by position in the new one.
     mutating func carry(pair old: RateLimitBook, key: KeyID, from oldKey: KeyID, modelMap: [(new: ModelID, old: ModelID)]) {
-        for (new, previous) in modelMap { pairs[key * modelCount + new] = old.pairs[oldKey * old.modelCount + previous] }
+        for (new, previous) in modelMap {
+            pairs[key * modelCount + new] = old.pairs[oldKey * old.modelCount + previous]
+            pairUntil[key * modelCount + new] = old.pairUntil[oldKey * old.modelCount + previous]
+        }
     }
 
     mutating func carry(account old: RateLimitBook, account: AccountID, from oldAccount: AccountID, modelMap: [(new: ModelID, old: ModelID)]) {
         for (new, previous) in modelMap {
             accountModels[account * modelCount + new] = old.accountModels[oldAccount * old.modelCount + previous]
+            accountModelUntil[account * modelCount + new] = old.accountModelUntil[oldAccount * old.modelCount + previous]
         }
         accounts[account] = old.accounts[oldAccount]
+        accountUntil[account] = old.accountUntil[oldAccount]
     }
 
     private static func longer(_ current: RateLimitHold?, _ new: RateLimitHold, at now: Timestamp) -> RateLimitHold {

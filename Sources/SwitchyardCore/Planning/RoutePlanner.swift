@@ -189,8 +189,11 @@ public struct RoutePlanner: Sendable {
         var ordered = Array(usable[turn...])
         ordered.append(contentsOf: usable[..<turn])
         if table.routing.keySelection == .headroom {
-            let ranks = ordered.map { KeyRank(headroom: health.keyHeadroom($0, at: now), successRate: health.keySuccessRate($0, at: now)) }
-            if ranks.contains(where: { $0 != ranks[0] }) {
+            func rank(_ key: KeyID) -> KeyRank { KeyRank(headroom: health.keyHeadroom(key, at: now), successRate: health.keySuccessRate(key, at: now)) }
+            // Most plans find every key alike: compare before building anything.
+            let first = rank(ordered[0])
+            if ordered.dropFirst().contains(where: { rank($0) != first }) {
+                let ranks = ordered.map(rank)
                 // Stable: equal ranks keep their round-robin order.
                 ordered = ordered.indices.sorted { a, b in ranks[a] != ranks[b] ? ranks[a] > ranks[b] : a < b }.map { ordered[$0] }
             }

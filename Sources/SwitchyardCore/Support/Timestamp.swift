@@ -47,6 +47,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// The next midnight UTC strictly after this instant: when OpenRouter's daily caps reset.
+    /// Before anything that happens: an expiry that has always passed.
+    public static let distantPast = Timestamp(nanosecondsSinceEpoch: 0)
+
     public var nextUTCMidnight: Timestamp {
         let day: Int64 = 86_400 * 1_000_000_000
         let (q, r) = nanosecondsSinceEpoch.quotientAndRemainder(dividingBy: day)
