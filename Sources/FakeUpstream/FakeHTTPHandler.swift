@@ -161,10 +161,7 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             return "rate_limit_model"
         case .freeModelsPerMin:
             let resetMs = Int64(Date().timeIntervalSince1970 * 1000) + Int64(b.retryAfterSeconds ?? 2) * 1000
-            headers += [("X-RateLimit-Limit", "20"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]
-            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
-                code: 429, message: "Rate limit exceeded: free-models-per-min. ",
-                metadata: #"{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"\#(resetMs)"},"error_type":"rate_limit_exceeded"}"#))
+            sendOpenRouterLimit(context, head, headers, limit: 20, resetMs: resetMs, message: "Rate limit exceeded: free-models-per-min. ")
             return "free_models_per_min"
         case .upstreamRateLimited:
             headers.append(("Retry-After", "\(b.retryAfterSeconds ?? 2)"))
@@ -175,11 +172,9 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 metadata: #"{"raw":"\#(name) is temporarily rate-limited upstream.","provider_name":"FakeProvider"}"#))
             return "upstream_rate_limited"
         case .dailyCap:
-            let resetMs = Self.nextUTCMidnightMs()
-            headers += [("X-RateLimit-Limit", "50"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]
-            send(context, head, status: .tooManyRequests, headers: headers, body: FakeRender.openRouterError(
-                code: 429, message: "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day",
-                metadata: #"{"headers":{"X-RateLimit-Limit":"50","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"\#(resetMs)"},"error_type":"rate_limit_exceeded"}"#))
+            sendOpenRouterLimit(
+                context, head, headers, limit: 50, resetMs: Self.nextUTCMidnightMs(),
+                message: "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day")
             return "daily_cap"
         case .reset:
             // SO_LINGER 0 turns the close into a TCP reset: the client sees ECONNRESET before any byte.
@@ -413,6 +408,15 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }
+    }
+
+    /// OpenRouter's 429 for a spent free-model limit: `X-RateLimit-*` both as headers and inside `error.metadata.headers`.
+    private func sendOpenRouterLimit(
+        _ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ headers: [(String, String)], limit: Int, resetMs: Int64, message: String
+    ) {
+        let limits = [("X-RateLimit-Limit", "\(limit)"), ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "\(resetMs)")]
+        let metadata = "{\"headers\":{" + limits.map { "\"\($0.0)\":\"\($0.1)\"" }.joined(separator: ",") + "},\"error_type\":\"rate_limit_exceeded\"}"
+        send(context, head, status: .tooManyRequests, headers: headers + limits, body: FakeRender.openRouterError(code: 429, message: message, metadata: metadata))
     }
 
     static func nextUTCMidnightMs() -> Int64 {
