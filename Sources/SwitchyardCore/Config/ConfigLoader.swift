@@ -104,7 +104,7 @@ private struct TableBuilder {
         var keys: [UnsetKey] = []
     }
 
-    static let topFields = ["env_file", "state", "server", "providers", "models", "routes", "routing", "health", "retry", "cache"]
+    static let topFields = ["env_file", "state", "shared", "server", "providers", "models", "routes", "routing", "health", "retry", "cache"]
 
     func build(_ root: Node) -> RoutingTable? {
         guard let top = reader.fields(root, "", allowed: Self.topFields) else { return nil }
@@ -169,7 +169,30 @@ private struct TableBuilder {
             models: models, routes: routes, routing: routing, health: health, retry: retry, cache: cache, warnings: [])
         table.unsetKeys = unset.keys
         table.statePath = readStatePath(top["state"])
+        table.shared = top["shared"].flatMap { readShared($0, lookup: lookup) }
         return table
+    }
+
+    // MARK: shared state
+
+    /// `shared: { postgres_url_env: NAME, replica: NAME, timeout: 50ms }`. With the variable unset it warns and
+    /// nothing is shared; a URL that cannot be read is an error that names the variable, never its value.
+    func readShared(_ node: Node, lookup: (String) -> String?) -> SharedSettings? {
+        guard let f = reader.fields(node, "shared", allowed: ["postgres_url_env", "replica", "timeout"]) else { return nil }
+        var shared = SharedSettings()
+        f.assign("postgres_url_env", to: &shared.postgresURLEnv) { variableName($0, $1) }
+        f.assign("replica", to: &shared.replica) { reader.string($0, $1) }
+        f.assign("timeout", to: &shared.timeout) { reader.duration($0, $1) }
+        guard let text = lookup(shared.postgresURLEnv) else {
+            reader.warn(f["postgres_url_env"] ?? node, "shared.postgres_url_env", "\(shared.postgresURLEnv) is not set; state stays in this process (not shared)")
+            return shared
+        }
+        do {
+            shared.url = try PostgresURL.parse(text)
+        } catch {
+            reader.error(f["postgres_url_env"] ?? node, "shared.postgres_url_env", "\(shared.postgresURLEnv): \(error.description)")
+        }
+        return shared
     }
 
     // MARK: state

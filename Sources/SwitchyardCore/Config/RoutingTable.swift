@@ -30,6 +30,8 @@ public struct RoutingTable: Sendable {
     public var unsetKeys: [UnsetKey] = []
     /// The SQLite file that keeps health and usage across restarts; nil keeps them in memory only.
     public var statePath: String?
+    /// `shared:`: PostgreSQL keeps the state every replica shares; nil (or no URL) keeps it in `statePath`.
+    public var shared: SharedSettings?
     public static let defaultStateFile = "switchyard-state.sqlite"
 
     let routeIndex: [String: Int]
