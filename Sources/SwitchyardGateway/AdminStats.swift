@@ -3,9 +3,32 @@ import SwitchyardCore
 /// The JSON of `GET /admin/stats`: every key and model with its state, reason and expiry, the cache, the
 /// configuration's reload status and an overall verdict. Keys appear by label and masked form only.
 enum AdminStats {
+    /// Where health and usage are kept, and for a shared store whether it is up and which replicas it has seen.
+    struct StateStatus {
+        var location: String
+        var shared: Bool
+        var up: Bool
+        var replicas: [(name: String, seen: Timestamp)]
+
+        init?(_ persister: StatePersister?) async {
+            guard let persister else { return nil }
+            location = persister.path
+            shared = persister.isShared
+            up = persister.isStoreUp
+            replicas = await persister.replicas()
+        }
+
+        func json(now: Timestamp) -> String {
+            let list = replicas.map { r in
+                "{\"name\":\(JSONText.quoted(r.name)),\"seen\":\(AdminStats.time(r.seen)),\"seconds_ago\":\(Int((now - r.seen).seconds.rounded()))}"
+            }
+            return "{\"store\":\(JSONText.quoted(location)),\"shared\":\(shared),\"status\":\"\(up ? "up" : "degraded")\",\"replicas\":[\(list.joined(separator: ","))]}"
+        }
+    }
+
     static func json(
         snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, activity: GatewayActivity.Totals,
-        latency: GatewayActivity, now: Timestamp
+        latency: GatewayActivity, state: StateStatus? = nil, now: Timestamp
     ) -> String {
         let table = snapshot.table
         var usable = 0
@@ -76,7 +99,7 @@ enum AdminStats {
             "{\"at\":\(time(e.at)),\"subject\":\(JSONText.quoted(e.name)),\"from\":\(JSONText.quoted(e.from)),\"to\":\(JSONText.quoted(e.to)),\"until\":\(time(e.until)),\"reason\":\(JSONText.quoted(Redaction.redact(e.reason, secrets: snapshot.secrets)))}"
         }
         let totals = "{\"requests\":\(activity.requests),\"errors\":\(activity.errors),\"cache_hits\":\(activity.cacheHits),\"attempts\":\(activity.attempts),\"failovers\":\(activity.failovers),\"continuations\":\(activity.continuations)}"
-        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"rate_limits\":[\(holds.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config)}"
+        return "{\"status\":\"\(status)\",\"now\":\(time(now)),\"totals\":\(totals),\"events\":[\(events.joined(separator: ","))],\"keys\":[\(keys.joined(separator: ","))],\"models\":[\(models.joined(separator: ","))],\"rate_limits\":[\(holds.joined(separator: ","))],\"cache\":\(cacheJSON),\"config\":\(config),\"state\":\(state?.json(now: now) ?? "null")}"
     }
 
     static func percentiles(_ p: (Double?, Double?)) -> String {

@@ -61,11 +61,12 @@ public struct Gateway: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"cleared":\#(cleared)}"#)))
         }
-        router.get("/admin/stats") { [store, admin, cache, reloader, clock, activity] request, context -> Response in
+        router.get("/admin/stats") { [store, admin, cache, reloader, clock, activity, persister] request, context -> Response in
             if let refusal = admin.check(request, context: context) { return refusal.response() }
+            let state = await AdminStats.StateStatus(persister)
             let body = AdminStats.json(
                 snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, activity: activity.totals, latency: activity,
-                now: clock.now())
+                state: state, now: clock.now())
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.post("/admin/reload") { [admin, reloader] request, context -> Response in
@@ -93,7 +94,7 @@ public struct Gateway: Sendable {
                 return GatewayError(status: .internalServerError, message: "cannot read the state file: \(error)", type: "server_error", code: "state_unreadable")
                     .response()
             }
-            let source = persister == nil ? "memory (since start; no state file)" : "state file"
+            let source = persister == nil ? "memory (since start; no state file)" : persister?.isShared == true ? "shared store (every replica)" : "state file"
             let body = #"{"days":\#(days),"since":"\#(UsageLedger.firstDay(of: days, at: clock.now()))","source":"\#(source)","usage":[\#(rows.map(\.json).joined(separator: ","))]}"#
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
@@ -102,7 +103,9 @@ public struct Gateway: Sendable {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
         }
         router.get("/metrics") { [store, cache, reloader, clock, metrics] _, _ -> Response in
-            let text = metrics.render(snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, now: clock.now())
+            let text = metrics.render(
+                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, sharedStoreUp: persister.flatMap { $0.isShared ? $0.isStoreUp : nil },
+                now: clock.now())
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }

@@ -28,6 +28,7 @@ public final class GatewayMetrics: Sendable {
     static let rateLimitLeft = name(
         "rate_limit_remaining", "seconds",
         "Seconds left of each rate limit held on a pair (key × model), a model on an account, or an account, by subject and scope; 0 once lifted.")
+    static let sharedStoreUp = name("shared_store", "up", "1 while the PostgreSQL store shared by replicas takes this replica's writes, 0 while it does not.")
     static let cacheEvents = name("cache", "total", "Cache lookups and changes by event (hit, miss, bypass, store, eviction, expiration).")
     static let cacheBytes = name("cache", "bytes", "Bytes held by the response cache.")
     static let cacheEntries = name("cache", "entries", "Answers held by the response cache.")
@@ -95,7 +96,10 @@ public final class GatewayMetrics: Sendable {
     static let modelStates = ["healthy", "outage", "probing", "rate_limited", "gone"]
 
     /// The exposition text: live counters, plus gauges and totals read from health, cache and reloader now.
-    public func render(snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, now: Timestamp) -> [UInt8] {
+    public func render(
+        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, sharedStoreUp: Bool? = nil, now: Timestamp
+    ) -> [UInt8] {
+        if let sharedStoreUp { registry.makeGauge(descriptor: Self.sharedStoreUp, labels: []).set(to: sharedStoreUp ? 1 : 0) }
         let table = snapshot.table
         for key in table.keys {
             let state = snapshot.health.keyState(key.id, at: now).state.name

@@ -3,12 +3,26 @@ import ServiceLifecycle
 import Locking
 import SwitchyardCore
 
-/// Keeps health and usage in the state file: loads them before the gateway serves, writes what changed
-/// once a second off the request path, and once more on shutdown.
+/// Where `StatePersister` keeps health and usage: one instance's SQLite file, or PostgreSQL shared by replicas.
+protocol StateDatabase: Sendable {
+    /// Where it is, for logs and stats: a file path, or the URL with its password masked.
+    var location: String { get }
+    func load() async throws -> SavedState
+    /// Saves this process's health and adds the usage counted since the last write, in one transaction.
+    func write(_ state: SavedState, usage: [UsageRow], at now: Timestamp) async throws
+    /// Daily totals from `firstDay` (`YYYY-MM-DD`) on, newest first.
+    func usage(since firstDay: String) async throws -> [UsageRow]
+    func prune(before firstKept: String) async throws
+    func close() async
+}
+
+/// Keeps health and usage in the state store: loads them before the gateway serves, writes what changed
+/// once a second off the request path, and once more on shutdown. A write that fails keeps its usage for
+/// the next one, so an outage of the store loses no usage; the store reads `up` again once a write succeeds.
 ///
 /// Every database call goes through one serial queue, so a write and a usage query never interleave.
 public final class StatePersister: Service, Sendable {
-    let database: StateStore
+    let database: any StateDatabase
     let store: SnapshotStore
     let usage: UsageLedger
     let clock: any WallClock
@@ -20,9 +34,13 @@ public final class StatePersister: Service, Sendable {
     /// When daily totals older than `keepDays` were last dropped (at open, then hourly).
     private let lastPrune: Locked<Timestamp>
 
-    public var path: String { database.path }
+    /// Whether the last write reached the store.
+    private let up = Locked(true)
 
-    private init(database: StateStore, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration) {
+    public var path: String { database.location }
+    public var isStoreUp: Bool { up.withLock { $0 } }
+
+    private init(database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration) {
         self.database = database
         self.store = store
         self.usage = usage
@@ -37,14 +55,42 @@ public final class StatePersister: Service, Sendable {
         path: String, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, activity: GatewayActivity,
         every: Duration = .seconds(1)
     ) async throws -> StatePersister {
-        let database = try await StateStore.open(path: path, logger: logger)
+        try await open(
+            database: try await StateStore.open(path: path, logger: logger), store: store, usage: usage, clock: clock, logger: logger,
+            activity: activity, every: every)
+    }
+
+    /// Opens the PostgreSQL store replicas share (`shared:` in routes.yaml) and restores its health.
+    public static func openShared(
+        url: PostgresURL, replica: String, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger,
+        activity: GatewayActivity, every: Duration = .seconds(1)
+    ) async throws -> StatePersister {
+        try await open(
+            database: try await SharedStateStore.open(url: url, replica: replica, logger: logger), store: store, usage: usage, clock: clock,
+            logger: logger, activity: activity, every: every)
+    }
+
+    /// Whether the store is PostgreSQL shared by replicas, rather than this process's own file.
+    public var isShared: Bool { database is SharedStateStore }
+
+    /// The replicas the shared store has seen, with when each last wrote; empty for a state file or a store that is down.
+    public func replicas() async -> [(name: String, seen: Timestamp)] {
+        guard let shared = database as? SharedStateStore else { return [] }
+        return (try? await shared.replicas()) ?? []
+    }
+
+    /// Restores what `database` holds into the current health and keeps writing to it.
+    static func open(
+        database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, activity: GatewayActivity,
+        every: Duration = .seconds(1)
+    ) async throws -> StatePersister {
         let persister = StatePersister(database: database, store: store, usage: usage, clock: clock, logger: logger, every: every)
         let saved = try await database.load()
         let now = clock.now()
         let events = store.snapshot.health.restore(saved, at: now)
         activity.report(events, logger: logger)
         try await database.prune(before: UsageLedger.firstDay(of: keepDays, at: now))
-        logger.notice("state: \(path) (\(events.count) saved key or account states still in force)")
+        logger.notice("state: \(database.location) (\(events.count) saved key or account states still in force)")
         return persister
     }
 
@@ -69,8 +115,13 @@ public final class StatePersister: Service, Sendable {
                 try await self.database.write(state, usage: rows, at: now)
             } catch {
                 self.usage.restore(rows)
-                self.logger.error("state: cannot write \(self.database.path): \(error)")
+                if self.up.withLock({ was in defer { was = false }; return was }) {
+                    self.logger.error("state: store down, keeping usage until it is back: \(self.database.location): \(error)")
+                }
                 return
+            }
+            if !self.up.withLock({ was in defer { was = true }; return was }) {
+                self.logger.notice("state: store up again, buffered usage written: \(self.database.location)")
             }
             let due = self.lastPrune.withLock { last in
                 guard now - last >= .seconds(3600) else { return false }
@@ -81,7 +132,7 @@ public final class StatePersister: Service, Sendable {
             do {
                 try await self.database.prune(before: UsageLedger.firstDay(of: Self.keepDays, at: now))
             } catch {
-                self.logger.warning("state: cannot drop old daily totals from \(self.database.path): \(error)")
+                self.logger.warning("state: cannot drop old daily totals from \(self.database.location): \(error)")
             }
         }
     }

@@ -6,9 +6,10 @@ import SwitchyardCore
 ///
 /// WAL journal: a write is one transaction, so a crash (even `kill -9`) loses at most the changes not yet
 /// written and never leaves the file half-written. Only `StatePersister` talks to it, one call at a time.
-struct StateStore: Sendable {
+struct StateStore: StateDatabase {
     let db: SQLiteConnection
     let path: String
+    var location: String { path }
     /// One thread of its own for SQLite's blocking calls, shut down with the store.
     let threads: NIOThreadPool
 

@@ -62,7 +62,17 @@ struct ServeCommand: AsyncParsableCommand {
         let admin = AdminAuth.fromEnvironment(table, environment: environment)
         var gateway = Gateway(store: store, upstream: upstream, auth: auth, admin: admin, logger: logger)
         // The demo's fake keys and answers are not worth keeping.
-        if !demo, let path = table.statePath {
+        if !demo, let shared = table.shared, let url = shared.url {
+            let replica = shared.replica ?? "\(ProcessInfo.processInfo.hostName):\(address.port)"
+            do {
+                gateway.persister = try await StatePersister.openShared(
+                    url: url, replica: replica, store: store, usage: gateway.usage, clock: SystemClock(), logger: logger, activity: gateway.activity)
+            } catch {
+                // The message names the URL with its password masked, never the password.
+                printError("cannot open the shared store \(url) (\(shared.postgresURLEnv)): \(error)")
+                throw ExitCode(1)
+            }
+        } else if !demo, let path = table.statePath {
             do {
                 gateway.persister = try await StatePersister.open(
                     path: path, store: store, usage: gateway.usage, clock: SystemClock(), logger: logger, activity: gateway.activity)
@@ -131,4 +141,5 @@ enum DemoUpstream {
         table.unsetKeys = []
         return (table, server)
     }
+
 }

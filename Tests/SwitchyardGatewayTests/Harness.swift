@@ -79,7 +79,8 @@ final class Harness: Sendable {
 
     init(
         config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-        statePath: String? = nil, logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }
+        statePath: String? = nil, shared: (url: String, replica: String)? = nil, logs: LogCapture? = nil,
+        edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
@@ -111,7 +112,11 @@ final class Harness: Sendable {
             let keys = Self.keys
             gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, clock: clock, logger: logger)
         }
-        if let statePath {
+        if let shared {
+            gateway.persister = try await StatePersister.openShared(
+                url: try PostgresURL.parse(shared.url), replica: shared.replica, store: store, usage: gateway.usage, clock: clock,
+                logger: logger, activity: gateway.activity, every: .milliseconds(20))
+        } else if let statePath {
             gateway.persister = try await StatePersister.open(
                 path: statePath, store: store, usage: gateway.usage, clock: clock, logger: logger, activity: gateway.activity,
                 every: .milliseconds(20))
@@ -200,11 +205,12 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 
 func withHarness(
     config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-    statePath: String? = nil, logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
+    statePath: String? = nil, shared: (url: String, replica: String)? = nil, logs: LogCapture? = nil,
+    edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
     let harness = try await Harness(
-        config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, logs: logs,
-        edit: edit)
+        config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, shared: shared,
+        logs: logs, edit: edit)
     do {
         try await body(harness)
     } catch {

@@ -1,0 +1,214 @@
+import Logging
+import NIOSSL
+import PostgresNIO
+import SwitchyardCore
+
+/// PostgreSQL as the state store of several replicas (design.md §8). Each replica writes rows of its own (the
+/// health it holds, the usage it counted, a heartbeat) and reads everyone's: usage as totals over replicas,
+/// health as the most restrictive state still in force anywhere.
+///
+/// Only `StatePersister` calls it, once a second, off the request path. Every call is bounded by `callTimeout`,
+/// so a store that is down or slow never holds the writer; the persister keeps the usage for the next write.
+final class SharedStateStore: StateDatabase {
+    let client: PostgresClient
+    let replica: String
+    let url: PostgresURL
+    let logger: Logger
+    /// How long one call may take before it counts as failed.
+    let callTimeout: Duration
+    private let running: Task<Void, Never>
+
+    var location: String { "\(url) as replica \(replica)" }
+
+    /// Numbered migrations, applied in order inside one transaction under an advisory lock, so replicas starting
+    /// together do not race.
+    static let migrations: [(version: Int, statements: [String])] = [
+        (
+            1,
+            [
+                """
+                CREATE TABLE replicas (name TEXT PRIMARY KEY, started_ms BIGINT NOT NULL, seen_ms BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE key_state (
+                  label TEXT NOT NULL, replica TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL, until_ms BIGINT,
+                  reason TEXT NOT NULL, disable_level INTEGER NOT NULL, removal_level INTEGER NOT NULL, saved_ms BIGINT NOT NULL,
+                  PRIMARY KEY (label, replica))
+                """,
+                """
+                CREATE TABLE daily_usage (
+                  day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, replica TEXT NOT NULL, requests BIGINT NOT NULL,
+                  failures BIGINT NOT NULL, prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
+                  PRIMARY KEY (day, key, model, replica))
+                """,
+            ]
+        )
+    ]
+
+    /// An arbitrary constant naming the migration lock.
+    static let migrationLock: Int64 = 0x5357_4954_4348  // "SWITCH"
+
+    private init(client: PostgresClient, replica: String, url: PostgresURL, logger: Logger, callTimeout: Duration, running: Task<Void, Never>) {
+        self.client = client
+        self.replica = replica
+        self.url = url
+        self.logger = logger
+        self.callTimeout = callTimeout
+        self.running = running
+    }
+
+    /// Connects, creates or migrates the schema and registers this replica.
+    static func open(url: PostgresURL, replica: String, logger: Logger, callTimeout: Duration = .seconds(2)) async throws -> SharedStateStore {
+        let tls: PostgresClient.Configuration.TLS = url.tls ? .require(.makeClientConfiguration()) : .disable
+        var configuration = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
+        configuration.options.connectTimeout = callTimeout
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let running = Task { await client.run() }
+        let store = SharedStateStore(client: client, replica: replica, url: url, logger: logger, callTimeout: callTimeout, running: running)
+        do {
+            try await store.bounded { try await store.migrate() }
+        } catch {
+            running.cancel()
+            throw error
+        }
+        return store
+    }
+
+    func migrate() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)", logger: logger)
+            var applied: Set<Int> = []
+            for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
+                applied.insert(version)
+            }
+            for migration in Self.migrations where !applied.contains(migration.version) {
+                for statement in migration.statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.query("INSERT INTO schema_migrations VALUES (\(migration.version))", logger: logger)
+            }
+        }
+    }
+
+    func close() async {
+        running.cancel()
+    }
+
+    // MARK: health
+
+    /// Every replica's saved key states, the most restrictive still in force per key: an operator's disable first,
+    /// then the one that lasts longest.
+    func load() async throws -> SavedState {
+        try await bounded {
+            var saved = SavedState()
+            let rows = try await self.client.query(
+                """
+                SELECT DISTINCT ON (label) label, fingerprint, state, until_ms, reason, disable_level, removal_level FROM key_state
+                ORDER BY label, (until_ms IS NULL) DESC, until_ms DESC
+                """, logger: self.logger)
+            for try await (label, fingerprint, state, until, reason, disable, removal) in rows.decode(
+                (String, String, String, Int64?, String, Int, Int).self)
+            {
+                saved.keys.append(
+                    SavedState.Key(
+                        label: label, fingerprint: fingerprint, state: state, until: until.map { Timestamp(millisecondsSinceEpoch: $0) },
+                        reason: reason, disableLevel: disable, removalLevel: removal))
+            }
+            return saved
+        }
+    }
+
+    /// Replaces this replica's saved key states, adds its usage and marks it seen, in one transaction.
+    func write(_ state: SavedState, usage: [UsageRow], at now: Timestamp) async throws {
+        let replica = self.replica, logger = self.logger
+        let ms = now.millisecondsSinceEpoch
+        try await bounded {
+            try await self.client.withTransaction(logger: logger) { c in
+                try await c.query(
+                    """
+                    INSERT INTO replicas VALUES (\(replica), \(ms), \(ms)) ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms
+                    """, logger: logger)
+                try await c.query("DELETE FROM key_state WHERE replica = \(replica)", logger: logger)
+                for k in state.keys {
+                    try await c.query(
+                        """
+                        INSERT INTO key_state VALUES (\(k.label), \(replica), \(k.fingerprint), \(k.state),
+                          \(k.until.map(\.millisecondsSinceEpoch)), \(k.reason), \(k.disableLevel), \(k.removalLevel), \(ms))
+                        """, logger: logger)
+                }
+                for row in usage {
+                    try await c.query(
+                        """
+                        INSERT INTO daily_usage VALUES (\(row.day), \(row.key), \(row.model), \(replica), \(Int64(row.requests)),
+                          \(Int64(row.failures)), \(Int64(row.promptTokens)), \(Int64(row.completionTokens)))
+                        ON CONFLICT (day, key, model, replica) DO UPDATE SET requests = daily_usage.requests + excluded.requests,
+                          failures = daily_usage.failures + excluded.failures,
+                          prompt_tokens = daily_usage.prompt_tokens + excluded.prompt_tokens,
+                          completion_tokens = daily_usage.completion_tokens + excluded.completion_tokens
+                        """, logger: logger)
+                }
+            }
+        }
+    }
+
+    // MARK: usage
+
+    /// Daily totals over every replica from `firstDay` on, newest first.
+    func usage(since firstDay: String) async throws -> [UsageRow] {
+        try await bounded {
+            var out: [UsageRow] = []
+            let rows = try await self.client.query(
+                """
+                SELECT day, key, model, SUM(requests)::BIGINT, SUM(failures)::BIGINT, SUM(prompt_tokens)::BIGINT,
+                  SUM(completion_tokens)::BIGINT
+                FROM daily_usage WHERE day >= \(firstDay) GROUP BY day, key, model ORDER BY day DESC, key, model
+                """, logger: self.logger)
+            for try await (day, key, model, requests, failures, prompt, completion) in rows.decode(
+                (String, String, String, Int64, Int64, Int64, Int64).self)
+            {
+                out.append(
+                    UsageRow(
+                        day: day, key: key, model: model, requests: Int(requests), failures: Int(failures), promptTokens: Int(prompt),
+                        completionTokens: Int(completion)))
+            }
+            return out
+        }
+    }
+
+    func prune(before firstKept: String) async throws {
+        try await bounded { try await self.client.query("DELETE FROM daily_usage WHERE day < \(firstKept)", logger: self.logger) }
+    }
+
+    // MARK: replicas
+
+    /// Every replica that ever wrote, with when it was last seen.
+    func replicas() async throws -> [(name: String, seen: Timestamp)] {
+        try await bounded {
+            var out: [(String, Timestamp)] = []
+            let rows = try await self.client.query("SELECT name, seen_ms FROM replicas ORDER BY name", logger: self.logger)
+            for try await (name, seen) in rows.decode((String, Int64).self) { out.append((name, Timestamp(millisecondsSinceEpoch: seen))) }
+            return out
+        }
+    }
+
+    /// Runs `body`, failing it after `callTimeout`: the pool would otherwise wait for a connection to a store that is down.
+    private func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = callTimeout
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let value = first else { throw SharedStoreTimeout(after: timeout) }
+            return value
+        }
+    }
+}
+
+/// A call to the shared store took longer than its bound.
+struct SharedStoreTimeout: Error, CustomStringConvertible {
+    var after: Duration
+    var description: String { "no answer from the shared store within \(after.configText)" }
+}
