@@ -221,7 +221,10 @@ func withHarness(
 }
 
 /// Keeps every log line (message and metadata) a test's gateway writes, at every level.
-final class LogCapture: LogHandler, @unchecked Sendable {
+///
+/// A value, as a `LogHandler` should be: each `Logger` copy (libraries set metadata on theirs) has its own
+/// metadata, and only the kept lines are shared, under a lock.
+struct LogCapture: LogHandler {
     private let lines = Locked<[String]>([])
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .trace

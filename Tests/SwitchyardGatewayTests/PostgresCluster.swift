@@ -1,4 +1,5 @@
 import Foundation
+import Locking
 import Testing
 
 #if canImport(Glibc)
@@ -10,8 +11,10 @@ import Glibc
 /// started again by the test itself. `scripts/setup` installs Debian's `postgresql` for it.
 final class PostgresCluster: Sendable {
     let directory: String
-    let port: Int
     let bin: String
+    /// Chosen free just before the first start; another test may take it in between, so `create` tries a few.
+    private let chosenPort: Locked<Int>
+    var port: Int { chosenPort.withLock { $0 } }
 
     /// Trust authentication on loopback only; the user is the cluster's superuser.
     var url: String { "postgres://switchyard:unused-password@127.0.0.1:\(port)/postgres" }
@@ -25,7 +28,7 @@ final class PostgresCluster: Sendable {
 
     private init(directory: String, port: Int, bin: String) {
         self.directory = directory
-        self.port = port
+        chosenPort = Locked(port)
         self.bin = bin
     }
 
@@ -42,14 +45,24 @@ final class PostgresCluster: Sendable {
         guard FileManager.default.fileExists(atPath: "\(directory)/data/PG_VERSION") else {
             throw ClusterError("initdb failed: \(cluster.text("initdb.log"))")
         }
-        try cluster.start()
+        // Another test can bind the port between our check and the server's start: try a few.
+        for attempt in 1...5 {
+            do {
+                try cluster.start()
+                return cluster
+            } catch where attempt < 5 {
+                cluster.chosenPort.withLock { $0 = (try? freePort()) ?? $0 }
+            }
+        }
         return cluster
     }
 
     func start() throws {
         let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         try run("pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-o", options, "-w", "-t", "30", "start"], log: "pg_ctl.log")
-        guard text("pg_ctl.log").contains("server started") else { throw ClusterError("pg_ctl start failed: \(text("pg_ctl.log")) \(text("server.log"))") }
+        guard text("pg_ctl.log").contains("server started") else {
+            throw ClusterError("pg_ctl start on port \(port) failed: \(text("pg_ctl.log")) \(text("server.log").suffix(2000))")
+        }
     }
 
     func stop() {
@@ -77,6 +90,12 @@ final class PostgresCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, "\(directory)/\(log)", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Not the thousands of sockets other tests hold open: the server would inherit them all.
+        // (glibc ≥ 2.34 has it; Swift's Glibc module does not declare it.)
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
+        }
         let cArgs = argv.map { strdup($0) } + [nil]
         let environment: [String] = ["PATH=/usr/sbin:/usr/bin:/bin", "LANG=C.UTF-8"]
         let cEnv = environment.map { strdup($0) } + [nil]
