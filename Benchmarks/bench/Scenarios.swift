@@ -111,7 +111,7 @@ struct Scenarios: @unchecked Sendable {
         let window = env.disableFor
         // The fault starts at a fifth of the run; cooling (one window), a failed trial, cooling twice as long, then
         // the trial that brings the healed key back at about three windows after the fault.
-        let duration = max(options.duration, window * 4.4)
+        let duration = max(options.duration, window * 5)
         let generator = LoadGenerator(connections: min(options.concurrency, 8))
         var firstTry = Latencies()
         var failedOver = Latencies()

@@ -1,3 +1,4 @@
+import Locking
 import Logging
 import NIOSSL
 import PostgresNIO
@@ -67,7 +68,8 @@ final class SharedStateStore: StateDatabase {
         let running = Task { await client.run() }
         let store = SharedStateStore(client: client, replica: replica, url: url, logger: logger, callTimeout: callTimeout, running: running)
         do {
-            try await store.bounded { try await store.migrate() }
+            // A first connection and the migrations may take longer than a steady-state write: allow 10 s.
+            try await store.bounded(.seconds(10)) { try await store.migrate() }
         } catch {
             running.cancel()
             throw error
@@ -191,18 +193,28 @@ final class SharedStateStore: StateDatabase {
         }
     }
 
-    /// Runs `body`, failing it after `callTimeout`: the pool would otherwise wait for a connection to a store that is down.
-    private func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let timeout = callTimeout
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+    /// Runs `body`, failing it after `callTimeout` (or `limit`). The pool would otherwise wait for a connection to a
+    /// store that is down, and a task group would wait for that too: the caller is resumed at the bound whatever the
+    /// call does, and the call is cancelled and left to end on its own.
+    private func bounded<T: Sendable>(_ limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = limit ?? callTimeout
+        let outcome = Locked<CheckedContinuation<T, any Error>?>(nil)
+        return try await withCheckedThrowingContinuation { continuation in
+            outcome.withLock { $0 = continuation }
+            @Sendable func finish(_ result: Result<T, any Error>) {
+                outcome.withLock { pending in
+                    pending?.resume(with: result)
+                    pending = nil
+                }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw SharedStoreTimeout(after: timeout) }
-            return value
+            let work = Task {
+                do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                finish(.failure(SharedStoreTimeout(after: timeout)))
+                work.cancel()
+            }
         }
     }
 }

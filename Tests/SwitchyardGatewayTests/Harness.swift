@@ -112,14 +112,21 @@ final class Harness: Sendable {
             let keys = Self.keys
             gateway.reloader = ConfigReloader(path: configPath, environment: { keys }, store: store, cache: gateway.cache, clock: clock, logger: logger)
         }
-        if let shared {
-            gateway.persister = try await StatePersister.openShared(
-                url: try PostgresURL.parse(shared.url), replica: shared.replica, store: store, usage: gateway.usage, clock: clock,
-                logger: logger, activity: gateway.activity, every: .milliseconds(20))
-        } else if let statePath {
-            gateway.persister = try await StatePersister.open(
-                path: statePath, store: store, usage: gateway.usage, clock: clock, logger: logger, activity: gateway.activity,
-                every: .milliseconds(20))
+        do {
+            if let shared {
+                gateway.persister = try await StatePersister.openShared(
+                    url: try PostgresURL.parse(shared.url), replica: shared.replica, store: store, usage: gateway.usage, clock: clock,
+                    logger: logger, activity: gateway.activity, every: .milliseconds(20))
+            } else if let statePath {
+                gateway.persister = try await StatePersister.open(
+                    path: statePath, store: store, usage: gateway.usage, clock: clock, logger: logger, activity: gateway.activity,
+                    every: .milliseconds(20))
+            }
+        } catch {
+            // What was started so far must be stopped: a client dropped without shutdown traps.
+            try? await upstream.shutdown()
+            try? await fake.shutdown()
+            throw error
         }
         persister = gateway.persister
         persisting = gateway.persister.map { p in Task { try await p.run() } }

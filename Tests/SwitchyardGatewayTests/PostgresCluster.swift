@@ -65,8 +65,15 @@ final class PostgresCluster: Sendable {
         }
     }
 
+    /// Stops the server at once (as a crash would), and makes sure it is gone.
     func stop() {
+        let pidFile = "\(directory)/data/postmaster.pid"
+        let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.split(separator: "\n").first.flatMap { pid_t($0) }
         try? run("pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"], log: "pg_ctl-stop.log")
+        if let pid, kill(pid, 0) == 0 {
+            kill(pid, SIGKILL)
+            try? FileManager.default.removeItem(atPath: pidFile)
+        }
     }
 
     /// Stops the server and removes its folder.
