@@ -38,6 +38,8 @@ public final class GatewayActivity: Sendable {
     /// How many state changes are kept.
     static let eventCapacity = 50
     private let state = Locked(State())
+    /// Told of every state change this replica made (not of those it heard from others): the shared store.
+    private let observers = Locked<[@Sendable ([HealthEvent]) -> Void]>([])
 
     public init() {}
 
@@ -68,8 +70,15 @@ public final class GatewayActivity: Sendable {
         state.withLock { s in (s.modelLatency[model]?.percentile(50), s.modelLatency[model]?.percentile(95)) }
     }
 
+    func observe(_ observer: @escaping @Sendable ([HealthEvent]) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
     /// Keeps state changes for the dashboard and logs each once, in the one format operators and bench read.
-    func report(_ events: [HealthEvent], logger: Logger) {
+    /// `shared`: the change was this replica's own, so observers (the shared store) hear of it.
+    func report(_ events: [HealthEvent], logger: Logger, shared: Bool = true) {
+        guard !events.isEmpty else { return }
+        if shared { for observer in observers.withLock({ $0 }) { observer(events) } }
         record(events)
         for event in events {
             logger.notice("health change", metadata: [

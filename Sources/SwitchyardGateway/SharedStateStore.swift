@@ -1,3 +1,4 @@
+import Foundation
 import Locking
 import Logging
 import NIOSSL
@@ -150,6 +151,60 @@ final class SharedStateStore: StateDatabase {
                         """, logger: logger)
                 }
             }
+        }
+    }
+
+    // MARK: live health
+
+    /// The channel key state changes travel on.
+    static let channel = "switchyard_health"
+
+    /// What travels on the channel: one key's change, from one replica.
+    struct Notice: Codable {
+        var replica: String
+        var label: String
+        var fingerprint: String
+        var state: String
+        var untilMs: Int64?
+        var reason: String
+        var byOperator: Bool
+    }
+
+    /// Tells every replica listening about a key's change (one round trip, off the request path).
+    func publish(_ change: SharedKeyChange) async throws {
+        let notice = Notice(
+            replica: replica, label: change.label, fingerprint: change.fingerprint, state: change.state,
+            untilMs: change.until?.millisecondsSinceEpoch, reason: String(change.reason.prefix(500)), byOperator: change.byOperator)
+        let payload = String(decoding: try JSONEncoder().encode(notice), as: UTF8.self)
+        try await bounded { try await self.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger) }
+    }
+
+    /// Hands every other replica's key changes to `apply` until cancelled; a dropped connection is reopened with backoff.
+    func listen(_ apply: @escaping @Sendable (SharedKeyChange) -> Void) async {
+        var delay = Duration.milliseconds(200)
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: Self.channel) { notifications in
+                        delay = .milliseconds(200)
+                        for try await notification in notifications {
+                            guard let notice = try? JSONDecoder().decode(Notice.self, from: Data(notification.payload.utf8)),
+                                notice.replica != self.replica
+                            else { continue }
+                            apply(
+                                SharedKeyChange(
+                                    label: notice.label, fingerprint: notice.fingerprint, state: notice.state,
+                                    until: notice.untilMs.map { Timestamp(millisecondsSinceEpoch: $0) }, reason: notice.reason,
+                                    byOperator: notice.byOperator))
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { break }
+                logger.debug("state: listening for other replicas' changes failed, again in \(delay.configText): \(error)")
+            }
+            try? await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
         }
     }
 

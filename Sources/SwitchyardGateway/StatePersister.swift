@@ -36,6 +36,8 @@ public final class StatePersister: Service, Sendable {
 
     /// Whether the last write reached the store.
     private let up = Locked(true)
+    /// Applies other replicas' key changes while the shared store is open.
+    private let listener = Locked<Task<Void, Never>?>(nil)
 
     public var path: String { database.location }
     public var isStoreUp: Bool { up.withLock { $0 } }
@@ -65,9 +67,41 @@ public final class StatePersister: Service, Sendable {
         url: PostgresURL, replica: String, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger,
         activity: GatewayActivity, every: Duration = .seconds(1)
     ) async throws -> StatePersister {
-        try await open(
-            database: try await SharedStateStore.open(url: url, replica: replica, logger: logger), store: store, usage: usage, clock: clock,
-            logger: logger, activity: activity, every: every)
+        let shared = try await SharedStateStore.open(url: url, replica: replica, logger: logger)
+        let persister = try await open(
+            database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every)
+        persister.shareKeyChanges(shared, activity: activity)
+        return persister
+    }
+
+    /// Publishes this replica's key changes as they happen and applies the other replicas' (design.md §8: visible
+    /// everywhere within a second). The 1 s write of saved states stays the record a replica reads at start.
+    private func shareKeyChanges(_ shared: SharedStateStore, activity: GatewayActivity) {
+        let (store, clock, logger) = (self.store, self.clock, self.logger)
+        activity.observe { events in
+            let health = store.snapshot.health
+            let changes = events.compactMap { health.sharedChange(for: $0, at: clock.now()) }
+            guard !changes.isEmpty else { return }
+            Task {
+                for change in changes {
+                    do { try await shared.publish(change) } catch { logger.debug("state: cannot tell other replicas about \(change.label): \(error)") }
+                }
+            }
+        }
+        let listening = Task {
+            await shared.listen { change in
+                let events = store.snapshot.health.applyShared(change, at: clock.now())
+                activity.report(events.map { Self.heard($0, from: change) }, logger: logger, shared: false)
+            }
+        }
+        listener.withLock { $0 = listening }
+    }
+
+    /// An event applied from another replica says so in its reason.
+    static func heard(_ event: HealthEvent, from change: SharedKeyChange) -> HealthEvent {
+        var event = event
+        event.reason = "from another replica: \(event.reason)"
+        return event
     }
 
     /// Whether the store is PostgreSQL shared by replicas, rather than this process's own file.
@@ -102,6 +136,7 @@ public final class StatePersister: Service, Sendable {
             }
         }
         await flush()
+        listener.withLock { $0?.cancel() }
         await serial { await self.database.close() }
     }
 

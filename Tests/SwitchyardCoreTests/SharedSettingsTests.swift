@@ -35,3 +35,43 @@ struct SharedSettingsTests {
         }
     }
 }
+
+/// Key states heard from other replicas: the most restrictive wins, an operator's action always.
+struct SharedKeyChangeTests {
+    let table: RoutingTable
+    let book: HealthBook
+    let now = Fixtures.start
+
+    init() throws {
+        table = try Fixtures.table()
+        book = HealthBook(table: table, now: Fixtures.start)
+    }
+
+    func change(_ state: String, until: Timestamp? = nil, byOperator: Bool = false, label: String = "openrouter#1") -> SharedKeyChange {
+        SharedKeyChange(
+            label: label, fingerprint: SavedState.fingerprint(table.key(labelled: label)!.secret), state: state, until: until, reason: "from b",
+            byOperator: byOperator)
+    }
+
+    @Test func aDisableElsewhereIsAppliedUnlessALongerOneHoldsHere() {
+        #expect(book.applyShared(change("disabled", until: now + .seconds(300)), at: now).map(\.to) == ["disabled"])
+        #expect(book.keyState(0, at: now).state == .disabled(until: now + .seconds(300)))
+        #expect(book.applyShared(change("cooling", until: now + .seconds(60)), at: now).isEmpty, "a shorter hold changes nothing")
+        #expect(book.applyShared(change("healthy"), at: now).isEmpty, "a recovery elsewhere is that replica's own")
+        #expect(book.applyShared(change("healthy", byOperator: true), at: now).map(\.to) == ["healthy"], "an operator's enable is")
+    }
+
+    @Test func anOperatorsDisableWinsAndOnlyAnOperatorLiftsIt() {
+        _ = book.applyShared(change("manually_disabled", byOperator: true), at: now)
+        #expect(book.keyState(0, at: now).state == .manuallyDisabled)
+        #expect(book.applyShared(change("disabled", until: now + .seconds(300)), at: now).isEmpty)
+        #expect(book.keyState(0, at: now).state == .manuallyDisabled)
+    }
+
+    @Test func aChangeAboutAnotherKeyValueIsIgnored() {
+        var other = change("disabled", until: now + .seconds(300))
+        other.fingerprint = "0000000000000000"
+        #expect(book.applyShared(other, at: now).isEmpty)
+        #expect(book.keyState(0, at: now).state == .healthy)
+    }
+}

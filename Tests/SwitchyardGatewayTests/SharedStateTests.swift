@@ -1,3 +1,4 @@
+import FakeUpstream
 import Foundation
 import SwitchyardCore
 import SwitchyardGateway
@@ -90,6 +91,30 @@ import Testing
             #expect(try await usageTotal(a) == 6, "the outage's usage was buffered and written")
             #expect(logs.text.contains("store down") && logs.text.contains("store up again"))
             #expect(!logs.text.contains("unused-password"))
+        }
+    }
+
+    @Test func keyChangesReachTheOtherReplicasWithinASecond() async throws {
+        let cluster = try PostgresCluster.create()
+        defer { cluster.destroy() }
+        // Replica A's upstream rejects key 3; B's never sees it fail, yet stops using it once A set it aside.
+        try await withHarness(script: "keys: { \(Harness.key(3)): invalid_key }", shared: (cluster.url, "replica-a")) { a in
+            try await withHarness(shared: (cluster.url, "replica-b")) { b in
+                for i in 0..<4 { #expect(try await a.post(chat("find it \(i)")).status == 200) }
+                #expect(a.keyState("openrouter#3") == "removed")
+                let removed = Date()
+                #expect(try await eventually(1) { b.keyState("openrouter#3") == "removed" }, "B hears of it within a second")
+                #expect(Date().timeIntervalSince(removed) < 1 * timingScale)
+                for i in 0..<8 { _ = try await b.post(chat("on b \(i)")) }
+                #expect(!b.upstreamRequests().contains { $0.key == "openrouter#3" })
+
+                // An operator's disable on A is in force on B; the enable lifts it on both.
+                _ = try await a.post("", path: "/admin/keys/disable?key=openrouter%231")
+                #expect(a.keyState("openrouter#1") == "manually_disabled")
+                #expect(try await eventually(1) { b.keyState("openrouter#1") == "manually_disabled" })
+                _ = try await a.post("", path: "/admin/keys/enable?key=openrouter%231")
+                #expect(try await eventually(1) { b.keyState("openrouter#1") == "healthy" })
+            }
         }
     }
 }
