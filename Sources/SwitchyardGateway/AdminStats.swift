@@ -10,12 +10,15 @@ enum AdminStats {
         var up: Bool
         var replicas: [(name: String, seen: Timestamp)]
 
-        init?(_ persister: StatePersister?) async {
+        /// A replica not seen for this long (five missed writes) is gone from the list: stopped, or killed.
+        static let heartbeatExpiry: Duration = .seconds(5)
+
+        init?(_ persister: StatePersister?, now: Timestamp) async {
             guard let persister else { return nil }
             location = persister.path
             shared = persister.isShared
             up = persister.isStoreUp
-            replicas = await persister.replicas()
+            replicas = await persister.replicas().filter { now - $0.seen <= Self.heartbeatExpiry }
         }
 
         func json(now: Timestamp) -> String {

@@ -63,10 +63,11 @@ public struct Gateway: Sendable {
         }
         router.get("/admin/stats") { [store, admin, cache, reloader, clock, activity, persister] request, context -> Response in
             if let refusal = admin.check(request, context: context) { return refusal.response() }
-            let state = await AdminStats.StateStatus(persister)
+            let now = clock.now()
+            let state = await AdminStats.StateStatus(persister, now: now)
             let body = AdminStats.json(
                 snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, activity: activity.totals, latency: activity,
-                state: state, now: clock.now())
+                state: state, now: now)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.post("/admin/reload") { [admin, reloader] request, context -> Response in

@@ -54,10 +54,17 @@ import Testing
                 #expect(everything.contains("switchyard_shared_store_up 1"))
             }
         }
-        // Every replica gone and a new one started: the history is still there.
+        // Every replica gone and a new one started: the history is still there, and the gone ones' heartbeats
+        // expire from the list once they are 5 s old.
         try await withHarness(shared: (cluster.url, "replica-c")) { c in
             let total = try await usageTotal(c)
             #expect(total == 12)
+            c.clock.advance(by: .seconds(6))
+            let listed = try await eventually(2) {
+                let names = (try await state(c)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                return names == ["replica-c"]
+            }
+            #expect(listed, "only the live replica is listed")
         }
     }
 
