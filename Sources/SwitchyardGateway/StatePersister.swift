@@ -42,6 +42,14 @@ public final class StatePersister: Service, Sendable {
     public var path: String { database.location }
     public var isStoreUp: Bool { up.withLock { $0 } }
 
+    /// Records whether the last write reached the store; true when that changed (worth one log line).
+    private func markStore(up isUp: Bool) -> Bool {
+        up.withLock { current in
+            defer { current = isUp }
+            return current != isUp
+        }
+    }
+
     private init(database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration) {
         self.database = database
         self.store = store
@@ -80,7 +88,7 @@ public final class StatePersister: Service, Sendable {
         let (store, clock, logger) = (self.store, self.clock, self.logger)
         activity.observe { events in
             let health = store.snapshot.health
-            let changes = events.compactMap { health.sharedChange(for: $0, at: clock.now()) }
+            let changes = events.compactMap { health.sharedChange(for: $0) }
             guard !changes.isEmpty else { return }
             Task {
                 for change in changes {
@@ -91,14 +99,14 @@ public final class StatePersister: Service, Sendable {
         let listening = Task {
             await shared.listen { change in
                 let events = store.snapshot.health.applyShared(change, at: clock.now())
-                activity.report(events.map { Self.heard($0, from: change) }, logger: logger, shared: false)
+                activity.report(events.map(Self.heard), logger: logger, shared: false)
             }
         }
         listener.withLock { $0 = listening }
     }
 
     /// An event applied from another replica says so in its reason.
-    static func heard(_ event: HealthEvent, from change: SharedKeyChange) -> HealthEvent {
+    static func heard(_ event: HealthEvent) -> HealthEvent {
         var event = event
         event.reason = "from another replica: \(event.reason)"
         return event
@@ -150,12 +158,12 @@ public final class StatePersister: Service, Sendable {
                 try await self.database.write(state, usage: rows, at: now)
             } catch {
                 self.usage.restore(rows)
-                if self.up.withLock({ was in defer { was = false }; return was }) {
+                if self.markStore(up: false) {
                     self.logger.error("state: store down, keeping usage until it is back: \(self.database.location): \(error)")
                 }
                 return
             }
-            if !self.up.withLock({ was in defer { was = true }; return was }) {
+            if self.markStore(up: true) {
                 self.logger.notice("state: store up again, buffered usage written: \(self.database.location)")
             }
             let due = self.lastPrune.withLock { last in

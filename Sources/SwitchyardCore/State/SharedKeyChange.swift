@@ -52,7 +52,7 @@ extension HealthBook {
     }
 
     /// The change to tell other replicas about after `event`, if it is a key's.
-    public func sharedChange(for event: HealthEvent, at now: Timestamp) -> SharedKeyChange? {
+    public func sharedChange(for event: HealthEvent) -> SharedKeyChange? {
         guard case .key(let id) = event.subject else { return nil }
         let key = table.keys[id]
         return SharedKeyChange(
