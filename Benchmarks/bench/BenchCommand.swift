@@ -1,4 +1,5 @@
 import ArgumentParser
+import FakeUpstream
 import Foundation
 
 @main
@@ -128,17 +129,6 @@ func blocking<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) thr
 /// Where `blocking` leaves its result: written by the task before it signals, read after the wait.
 private final class BlockingResult<T>: @unchecked Sendable {
     var result: Result<T, any Error>?
-}
-
-/// Runs blocking work on a thread of its own.
-func onThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            continuation.resume(with: Result { try work() })
-        }
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
 }
 
 enum Report {

@@ -1,3 +1,4 @@
+import FakeUpstream
 import Foundation
 import Locking
 import Testing
@@ -8,7 +9,8 @@ import Glibc
 
 /// A throwaway PostgreSQL cluster on a free loopback port for the shared-state tests: `initdb` into a temporary
 /// folder (as the `postgres` user when the tests run as root, which PostgreSQL refuses), started, stopped and
-/// started again by the test itself. `scripts/setup` installs Debian's `postgresql` for it.
+/// started again by the test itself. `scripts/setup` installs Debian's `postgresql` for it. Its programs run on
+/// a thread of their own (`initdb` takes seconds): the tests beside it need the cooperative pool's threads.
 final class PostgresCluster: Sendable {
     let directory: String
     let bin: String
@@ -32,7 +34,20 @@ final class PostgresCluster: Sendable {
         self.bin = bin
     }
 
-    static func create() throws -> PostgresCluster {
+    /// A new cluster, started, for the length of `body`; stopped and removed after it, whatever it throws.
+    static func with<T: Sendable>(_ body: (PostgresCluster) async throws -> T) async throws -> T {
+        let cluster = try await onThread { try create() }
+        do {
+            let result = try await body(cluster)
+            await cluster.destroy()
+            return result
+        } catch {
+            await cluster.destroy()
+            throw error
+        }
+    }
+
+    private static func create() throws -> PostgresCluster {
         guard let bin = binDirectory else { throw ClusterError("PostgreSQL is not installed: run scripts/setup") }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-pg-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -48,7 +63,7 @@ final class PostgresCluster: Sendable {
         // Another test can bind the port between our check and the server's start: try a few.
         for attempt in 1...5 {
             do {
-                try cluster.start()
+                try cluster.startHere()
                 return cluster
             } catch where attempt < 5 {
                 cluster.chosenPort.withLock { $0 = (try? freePort()) ?? $0 }
@@ -57,7 +72,11 @@ final class PostgresCluster: Sendable {
         return cluster
     }
 
-    func start() throws {
+    func start() async throws {
+        try await onThread { try self.startHere() }
+    }
+
+    private func startHere() throws {
         let options = "-p \(port) -k \(directory) -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
         try run("pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-o", options, "-w", "-t", "30", "start"], log: "pg_ctl.log")
         guard text("pg_ctl.log").contains("server started") else {
@@ -66,7 +85,11 @@ final class PostgresCluster: Sendable {
     }
 
     /// Stops the server at once (as a crash would), and makes sure it is gone.
-    func stop() {
+    func stop() async {
+        _ = try? await onThread { self.stopHere() }
+    }
+
+    private func stopHere() {
         let pidFile = "\(directory)/data/postmaster.pid"
         let pid = (try? String(contentsOfFile: pidFile, encoding: .utf8))?.split(separator: "\n").first.flatMap { pid_t($0) }
         try? run("pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"], log: "pg_ctl-stop.log")
@@ -77,9 +100,11 @@ final class PostgresCluster: Sendable {
     }
 
     /// Stops the server and removes its folder.
-    func destroy() {
-        stop()
-        try? FileManager.default.removeItem(atPath: directory)
+    private func destroy() async {
+        _ = try? await onThread {
+            self.stopHere()
+            try? FileManager.default.removeItem(atPath: self.directory)
+        }
     }
 
     private func text(_ log: String) -> String {

@@ -33,94 +33,94 @@ import Testing
     }
 
     @Test func usageIsOneHistoryOverReplicasAndOutlivesThem() async throws {
-        let cluster = try PostgresCluster.create()
-        defer { cluster.destroy() }
-        try await withHarness(shared: (cluster.url, "replica-a")) { a in
-            try await withHarness(shared: (cluster.url, "replica-b")) { b in
-                for i in 0..<5 { #expect(try await a.post(chat("via a \(i)")).status == 200) }
-                for i in 0..<7 { #expect(try await b.post(chat("via b \(i)")).status == 200) }
-                let bothSeeAll = try await eventually(3) {
-                    let (onA, onB) = (try await usageTotal(a), try await usageTotal(b))
-                    return onA == 12 && onB == 12
+        try await PostgresCluster.with { cluster in
+            try await withHarness(shared: (cluster.url, "replica-a")) { a in
+                try await withHarness(shared: (cluster.url, "replica-b")) { b in
+                    for i in 0..<5 { #expect(try await a.post(chat("via a \(i)")).status == 200) }
+                    for i in 0..<7 { #expect(try await b.post(chat("via b \(i)")).status == 200) }
+                    let bothSeeAll = try await eventually(3) {
+                        let (onA, onB) = (try await usageTotal(a), try await usageTotal(b))
+                        return onA == 12 && onB == 12
+                    }
+                    #expect(bothSeeAll, "every replica's requests on each")
+                    let stats = try await state(a)
+                    #expect(stats["shared"] as? Bool == true)
+                    #expect(stats["status"] as? String == "up")
+                    let names = (stats["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                    #expect(names == ["replica-a", "replica-b"])
+                    let everything = try await a.get("/admin/stats").body + a.get("/metrics").body
+                    #expect(!everything.contains("unused-password"), "the URL's password is never shown")
+                    #expect(everything.contains("switchyard_shared_store_up 1"))
                 }
-                #expect(bothSeeAll, "every replica's requests on each")
-                let stats = try await state(a)
-                #expect(stats["shared"] as? Bool == true)
-                #expect(stats["status"] as? String == "up")
-                let names = (stats["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-                #expect(names == ["replica-a", "replica-b"])
-                let everything = try await a.get("/admin/stats").body + a.get("/metrics").body
-                #expect(!everything.contains("unused-password"), "the URL's password is never shown")
-                #expect(everything.contains("switchyard_shared_store_up 1"))
             }
-        }
-        // Every replica gone and a new one started: the history is still there, and the gone ones' heartbeats
-        // expire from the list once they are 5 s old.
-        try await withHarness(shared: (cluster.url, "replica-c")) { c in
-            let total = try await usageTotal(c)
-            #expect(total == 12)
-            c.clock.advance(by: .seconds(6))
-            let listed = try await eventually(2) {
-                let names = (try await state(c)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-                return names == ["replica-c"]
+            // Every replica gone and a new one started: the history is still there, and the gone ones' heartbeats
+            // expire from the list once they are 5 s old.
+            try await withHarness(shared: (cluster.url, "replica-c")) { c in
+                let total = try await usageTotal(c)
+                #expect(total == 12)
+                c.clock.advance(by: .seconds(6))
+                let listed = try await eventually(2) {
+                    let names = (try await state(c)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                    return names == ["replica-c"]
+                }
+                #expect(listed, "only the live replica is listed")
             }
-            #expect(listed, "only the live replica is listed")
         }
     }
 
     @Test func aKeyRemovedOnOneReplicaStaysOutForAReplicaStartedLater() async throws {
-        let cluster = try PostgresCluster.create()
-        defer { cluster.destroy() }
-        try await withHarness(script: "keys: { \(Harness.key(2)): invalid_key }", shared: (cluster.url, "replica-a")) { a in
-            for i in 0..<4 { #expect(try await a.post(chat("find the bad key \(i)")).status == 200) }
-            #expect(a.keyState("openrouter#2") == "removed")
-            try await Task.sleep(for: .milliseconds(200))
-            try await withHarness(shared: (cluster.url, "replica-c")) { c in
-                #expect(c.keyState("openrouter#2") == "removed", "a state still in force anywhere is read back")
-                #expect(c.keyState("openrouter#1") == "healthy")
+        try await PostgresCluster.with { cluster in
+            try await withHarness(script: "keys: { \(Harness.key(2)): invalid_key }", shared: (cluster.url, "replica-a")) { a in
+                for i in 0..<4 { #expect(try await a.post(chat("find the bad key \(i)")).status == 200) }
+                #expect(a.keyState("openrouter#2") == "removed")
+                try await Task.sleep(for: .milliseconds(200))
+                try await withHarness(shared: (cluster.url, "replica-c")) { c in
+                    #expect(c.keyState("openrouter#2") == "removed", "a state still in force anywhere is read back")
+                    #expect(c.keyState("openrouter#1") == "healthy")
+                }
             }
         }
     }
 
     @Test func aStoreOutageLosesNoUsageAndTheReplicaSaysSo() async throws {
-        let cluster = try PostgresCluster.create()
-        defer { cluster.destroy() }
-        let logs = LogCapture()
-        try await withHarness(shared: (cluster.url, "replica-a"), logs: logs) { a in
-            for i in 0..<2 { #expect(try await a.post(chat("before \(i)")).status == 200) }
-            #expect(try await eventually(3) { try await usageTotal(a) == 2 })
-            cluster.stop()
-            for i in 0..<4 { #expect(try await a.post(chat("during \(i)")).status == 200, "requests do not wait on the store") }
-            #expect(try await eventually(6) { try await state(a)["status"] as? String == "degraded" })
-            #expect(try await a.get("/metrics").body.contains("switchyard_shared_store_up 0"))
-            try cluster.start()
-            #expect(try await eventually(5) { try await state(a)["status"] as? String == "up" }, "up again within 5 s")
-            #expect(try await usageTotal(a) == 6, "the outage's usage was buffered and written")
-            #expect(logs.text.contains("store down") && logs.text.contains("store up again"))
-            #expect(!logs.text.contains("unused-password"))
+        try await PostgresCluster.with { cluster in
+            let logs = LogCapture()
+            try await withHarness(shared: (cluster.url, "replica-a"), logs: logs) { a in
+                for i in 0..<2 { #expect(try await a.post(chat("before \(i)")).status == 200) }
+                #expect(try await eventually(3) { try await usageTotal(a) == 2 })
+                await cluster.stop()
+                for i in 0..<4 { #expect(try await a.post(chat("during \(i)")).status == 200, "requests do not wait on the store") }
+                #expect(try await eventually(6) { try await state(a)["status"] as? String == "degraded" })
+                #expect(try await a.get("/metrics").body.contains("switchyard_shared_store_up 0"))
+                try await cluster.start()
+                #expect(try await eventually(5) { try await state(a)["status"] as? String == "up" }, "up again within 5 s")
+                #expect(try await usageTotal(a) == 6, "the outage's usage was buffered and written")
+                #expect(logs.text.contains("store down") && logs.text.contains("store up again"))
+                #expect(!logs.text.contains("unused-password"))
+            }
         }
     }
 
     @Test func keyChangesReachTheOtherReplicasWithinASecond() async throws {
-        let cluster = try PostgresCluster.create()
-        defer { cluster.destroy() }
-        // Replica A's upstream rejects key 3; B's never sees it fail, yet stops using it once A set it aside.
-        try await withHarness(script: "keys: { \(Harness.key(3)): invalid_key }", shared: (cluster.url, "replica-a")) { a in
-            try await withHarness(shared: (cluster.url, "replica-b")) { b in
-                for i in 0..<4 { #expect(try await a.post(chat("find it \(i)")).status == 200) }
-                #expect(a.keyState("openrouter#3") == "removed")
-                let removed = Date()
-                #expect(try await eventually(1) { b.keyState("openrouter#3") == "removed" }, "B hears of it within a second")
-                #expect(Date().timeIntervalSince(removed) < 1 * timingScale)
-                for i in 0..<8 { _ = try await b.post(chat("on b \(i)")) }
-                #expect(!b.upstreamRequests().contains { $0.key == "openrouter#3" })
+        try await PostgresCluster.with { cluster in
+            // Replica A's upstream rejects key 3; B's never sees it fail, yet stops using it once A set it aside.
+            try await withHarness(script: "keys: { \(Harness.key(3)): invalid_key }", shared: (cluster.url, "replica-a")) { a in
+                try await withHarness(shared: (cluster.url, "replica-b")) { b in
+                    for i in 0..<4 { #expect(try await a.post(chat("find it \(i)")).status == 200) }
+                    #expect(a.keyState("openrouter#3") == "removed")
+                    let removed = Date()
+                    #expect(try await eventually(1) { b.keyState("openrouter#3") == "removed" }, "B hears of it within a second")
+                    #expect(Date().timeIntervalSince(removed) < 1 * timingScale)
+                    for i in 0..<8 { _ = try await b.post(chat("on b \(i)")) }
+                    #expect(!b.upstreamRequests().contains { $0.key == "openrouter#3" })
 
-                // An operator's disable on A is in force on B; the enable lifts it on both.
-                _ = try await a.post("", path: "/admin/keys/disable?key=openrouter%231")
-                #expect(a.keyState("openrouter#1") == "manually_disabled")
-                #expect(try await eventually(1) { b.keyState("openrouter#1") == "manually_disabled" })
-                _ = try await a.post("", path: "/admin/keys/enable?key=openrouter%231")
-                #expect(try await eventually(1) { b.keyState("openrouter#1") == "healthy" })
+                    // An operator's disable on A is in force on B; the enable lifts it on both.
+                    _ = try await a.post("", path: "/admin/keys/disable?key=openrouter%231")
+                    #expect(a.keyState("openrouter#1") == "manually_disabled")
+                    #expect(try await eventually(1) { b.keyState("openrouter#1") == "manually_disabled" })
+                    _ = try await a.post("", path: "/admin/keys/enable?key=openrouter%231")
+                    #expect(try await eventually(1) { b.keyState("openrouter#1") == "healthy" })
+                }
             }
         }
     }
