@@ -156,31 +156,60 @@ final class SharedStateStore: StateDatabase {
 
     // MARK: live health
 
-    /// The channel key state changes travel on.
+    /// The channel health changes travel on.
     static let channel = "switchyard_health"
 
-    /// What travels on the channel: one key's change, from one replica.
+    /// What travels on the channel: one change, from one replica. `kind` says which of the names are set.
     struct Notice: Codable {
         var replica: String
-        var label: String
-        var fingerprint: String
+        var kind: String
+        var label: String?
+        var fingerprint: String?
+        var model: String?
+        var account: String?
         var state: String
         var untilMs: Int64?
         var reason: String
         var byOperator: Bool
+
+        init(replica: String, _ change: SharedHealthChange) {
+            self.replica = replica
+            state = change.state
+            untilMs = change.until?.millisecondsSinceEpoch
+            reason = String(change.reason.prefix(500))
+            byOperator = change.byOperator
+            switch change.subject {
+            case .key(let label, let fingerprint): (kind, self.label, self.fingerprint) = ("key", label, fingerprint)
+            case .model(let model): (kind, self.model) = ("model", model)
+            case .pair(let key, let model): (kind, label, self.model) = ("pair", key, model)
+            case .accountModel(let account, let model): (kind, self.account, self.model) = ("account_model", account, model)
+            case .account(let account): (kind, self.account) = ("account", account)
+            }
+        }
+
+        var change: SharedHealthChange? {
+            let subject: SharedHealthChange.Subject
+            switch (kind, label, fingerprint, model, account) {
+            case ("key", let label?, let fingerprint?, _, _): subject = .key(label: label, fingerprint: fingerprint)
+            case ("model", _, _, let model?, _): subject = .model(model)
+            case ("pair", let key?, _, let model?, _): subject = .pair(key: key, model: model)
+            case ("account_model", _, _, let model?, let account?): subject = .accountModel(account: account, model: model)
+            case ("account", _, _, _, let account?): subject = .account(account)
+            default: return nil
+            }
+            return SharedHealthChange(
+                subject: subject, state: state, until: untilMs.map { Timestamp(millisecondsSinceEpoch: $0) }, reason: reason, byOperator: byOperator)
+        }
     }
 
-    /// Tells every replica listening about a key's change (one round trip, off the request path).
-    func publish(_ change: SharedKeyChange) async throws {
-        let notice = Notice(
-            replica: replica, label: change.label, fingerprint: change.fingerprint, state: change.state,
-            untilMs: change.until?.millisecondsSinceEpoch, reason: String(change.reason.prefix(500)), byOperator: change.byOperator)
-        let payload = String(decoding: try JSONEncoder().encode(notice), as: UTF8.self)
+    /// Tells every replica listening about a change (one round trip, off the request path).
+    func publish(_ change: SharedHealthChange) async throws {
+        let payload = String(decoding: try JSONEncoder().encode(Notice(replica: replica, change)), as: UTF8.self)
         try await bounded { try await self.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger) }
     }
 
-    /// Hands every other replica's key changes to `apply` until cancelled; a dropped connection is reopened with backoff.
-    func listen(_ apply: @escaping @Sendable (SharedKeyChange) -> Void) async {
+    /// Hands every other replica's changes to `apply` until cancelled; a dropped connection is reopened with backoff.
+    func listen(_ apply: @escaping @Sendable (SharedHealthChange) -> Void) async {
         var delay = Duration.milliseconds(200)
         while !Task.isCancelled {
             do {
@@ -189,13 +218,9 @@ final class SharedStateStore: StateDatabase {
                         delay = .milliseconds(200)
                         for try await notification in notifications {
                             guard let notice = try? JSONDecoder().decode(Notice.self, from: Data(notification.payload.utf8)),
-                                notice.replica != self.replica
+                                notice.replica != self.replica, let change = notice.change
                             else { continue }
-                            apply(
-                                SharedKeyChange(
-                                    label: notice.label, fingerprint: notice.fingerprint, state: notice.state,
-                                    until: notice.untilMs.map { Timestamp(millisecondsSinceEpoch: $0) }, reason: notice.reason,
-                                    byOperator: notice.byOperator))
+                            apply(change)
                         }
                     }
                 }

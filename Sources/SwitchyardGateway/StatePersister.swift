@@ -78,13 +78,13 @@ public final class StatePersister: Service, Sendable {
         let shared = try await SharedStateStore.open(url: url, replica: replica, logger: logger)
         let persister = try await open(
             database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every)
-        persister.shareKeyChanges(shared, activity: activity)
+        persister.shareHealthChanges(shared, activity: activity)
         return persister
     }
 
-    /// Publishes this replica's key changes as they happen and applies the other replicas' (design.md §8: visible
+    /// Publishes this replica's health changes (keys, models, rate-limit holds) as they happen and applies the other replicas' (design.md §8: visible
     /// everywhere within a second). The 1 s write of saved states stays the record a replica reads at start.
-    private func shareKeyChanges(_ shared: SharedStateStore, activity: GatewayActivity) {
+    private func shareHealthChanges(_ shared: SharedStateStore, activity: GatewayActivity) {
         let (store, clock, logger) = (self.store, self.clock, self.logger)
         activity.observe { events in
             let health = store.snapshot.health
@@ -92,7 +92,7 @@ public final class StatePersister: Service, Sendable {
             guard !changes.isEmpty else { return }
             Task {
                 for change in changes {
-                    do { try await shared.publish(change) } catch { logger.debug("state: cannot tell other replicas about \(change.label): \(error)") }
+                    do { try await shared.publish(change) } catch { logger.debug("state: cannot tell other replicas about \(change.subject.name): \(error)") }
                 }
             }
         }

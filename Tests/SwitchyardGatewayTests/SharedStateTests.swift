@@ -124,4 +124,33 @@ import Testing
             }
         }
     }
+
+    @Test func rateLimitHoldsAndModelStatesReachTheOtherReplicas() async throws {
+        let fast = "meta-llama/llama-3.1-8b-instruct:free"
+        let other = "google/gemma-2-9b-it:free"
+        // On A, fast-8k is rate-limited upstream for everyone (a model-wide hold), then other-8k answers a plain
+        // 429 (held on the pair it was sent on); B's upstream is healthy, so B learns both only from A.
+        let script = #"models_behavior: { "\#(fast)": { fault: upstream_rate_limited, retry_after: 30 } }"#
+        try await PostgresCluster.with { cluster in
+            try await withHarness(script: script, shared: (cluster.url, "replica-a")) { a in
+                try await withHarness(shared: (cluster.url, "replica-b")) { b in
+                    #expect(try await a.post(chat("hold it")).status == 200)
+                    #expect(a.store.snapshot.health.modelState(0, at: a.clock.now()).state.name == "rate_limited")
+                    #expect(
+                        try await eventually(1) { b.store.snapshot.health.modelState(0, at: b.clock.now()).state.name == "rate_limited" },
+                        "B holds the model within a second")
+                    try a.fake.updateBehavior(#"models_behavior: { "\#(other)": { fault: rate_limit, retry_after: 30 } }"#)
+                    for i in 0..<3 { _ = try await a.post(chat("pair \(i)")) }
+                    let heldOnA = a.store.snapshot.health.rateLimitHolds(at: a.clock.now()).map(\.name)
+                    #expect(!heldOnA.isEmpty, "A holds a narrower limit")
+                    #expect(
+                        try await eventually(1) {
+                            Set(b.store.snapshot.health.rateLimitHolds(at: b.clock.now()).map(\.name)).isSuperset(of: heldOnA)
+                        }, "B holds what A holds: \(heldOnA)")
+                    for i in 0..<6 { #expect(try await b.post(chat("on b \(i)")).status == 200) }
+                    #expect(!b.upstreamRequests().contains { $0.model == fast }, "B never sends the held model")
+                }
+            }
+        }
+    }
 }

@@ -21,6 +21,17 @@ public enum ModelState: Sendable, Equatable {
         }
     }
 
+    /// A state another replica named (`outage`, `rate_limited`, `gone`, with its expiry); nil for the others,
+    /// which no replica hands on.
+    public init?(sharedName: String, until: Timestamp?) {
+        switch (sharedName, until) {
+        case ("outage", let t?): self = .outage(until: t)
+        case ("rate_limited", let t?): self = .rateLimited(until: t)
+        case ("gone", let t?): self = .gone(until: t)
+        default: return nil
+        }
+    }
+
     public var until: Timestamp? {
         switch self {
         case .healthy, .probing: nil
@@ -142,6 +153,16 @@ public struct ModelHealth: Sendable {
         if case .outage = current { return nil }
         if let t = current.until, t >= until { return nil }
         return move(to: .rateLimited(until: until), reason: "rate-limited upstream for every key" + Self.suffix(detail), at: now)
+    }
+
+    /// Takes on a state another replica put the model in, unless one that lasts as long holds here. A model
+    /// already open here keeps its own breaker level; its trial after `until` is this replica's own.
+    public mutating func adopt(_ remote: ModelState, reason: String, at now: Timestamp) -> ModelTransition? {
+        guard let until = remote.until, until > now else { return nil }
+        let current = effectiveState(at: now)
+        if let t = current.until, t >= until { return nil }
+        trialStartedAt = nil
+        return move(to: remote, reason: reason, at: now)
     }
 
     public mutating func markGone(detail: String, at now: Timestamp) -> ModelTransition? {

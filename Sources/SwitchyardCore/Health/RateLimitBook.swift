@@ -76,6 +76,29 @@ public struct RateLimitBook: Sendable {
         accountUntil[account] = accounts[account]?.until ?? .distantPast
     }
 
+    /// Whether a hold lasting at least until `until` is on `subject` now.
+    public func holds(_ subject: RateLimitSubject, until: Timestamp, at now: Timestamp) -> Bool {
+        let current: RateLimitHold?
+        switch subject {
+        case .pair(let key, let model): current = pairs[key * modelCount + model]
+        case .accountModel(let account, let model): current = accountModels[account * modelCount + model]
+        case .account(let account): current = accounts[account]
+        }
+        guard let current, current.until > now else { return false }
+        return current.until >= until
+    }
+
+    /// Holds `subject` as another replica does: no evidence for widening is gathered from it.
+    public mutating func hold(_ subject: RateLimitSubject, _ hold: RateLimitHold, at now: Timestamp) {
+        switch subject {
+        case .pair(let key, let model):
+            pairs[key * modelCount + model] = Self.longer(pairs[key * modelCount + model], hold, at: now)
+            pairUntil[key * modelCount + model] = pairs[key * modelCount + model]?.until ?? .distantPast
+        case .accountModel(let account, let model): limitAccountModel(account: account, model: model, hold, at: now)
+        case .account(let account): limitAccount(account, hold, at: now)
+        }
+    }
+
     /// Lifts every hold on `key`'s pairs (an operator's reset of the key).
     public mutating func clear(key: KeyID) {
         for m in 0..<modelCount {
@@ -146,4 +169,13 @@ public enum RateLimitSubject: Sendable, Equatable {
     case pair(key: KeyID, model: ModelID)
     case accountModel(account: AccountID, model: ModelID)
     case account(AccountID)
+
+    /// The scope a hold on this subject limits.
+    public var scope: RateLimitScope {
+        switch self {
+        case .pair: .keyModel
+        case .accountModel: .accountModel
+        case .account: .account
+        }
+    }
 }
