@@ -55,12 +55,15 @@ public final class Dispatcher: Sendable {
     let activity: GatewayActivity
     let metrics: GatewayMetrics?
     let usage: UsageLedger?
+    /// Reserves configured quotas across replicas before a send; nil without a shared store.
+    let quotas: SharedQuotaGate?
 
-    public init(
+    init(
         upstream: UpstreamClient, clock: any WallClock, logger: Logger, activity: GatewayActivity = GatewayActivity(),
-        metrics: GatewayMetrics? = nil, usage: UsageLedger? = nil
+        metrics: GatewayMetrics? = nil, usage: UsageLedger? = nil, quotas: SharedQuotaGate? = nil
     ) {
         self.usage = usage
+        self.quotas = quotas
         self.upstream = upstream
         self.clock = clock
         self.logger = logger
@@ -104,9 +107,9 @@ public final class Dispatcher: Sendable {
     /// The next pair to try; when the plan is spent only because of holds that lift within `retry.max_wait`
     /// (and the deadline), waits once for the earliest and plans again.
     func nextCandidate(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) async -> (ModelID, KeyID)? {
-        if let pair = nextPair(&walk, request, accept: accept) { return pair }
+        if let pair = await nextPair(&walk, request, accept: accept) { return pair }
         guard await waitForRecovery(&walk, request) else { return nil }
-        return nextPair(&walk, request, accept: accept)
+        return await nextPair(&walk, request, accept: accept)
     }
 
     /// Waits once for the earliest recovery among the plan's models, if it comes soon enough; false otherwise.
@@ -135,12 +138,20 @@ public final class Dispatcher: Sendable {
     }
 
 
-    /// Picks the next usable pair, claiming it in the health book; nil when nothing is left.
-    func nextPair(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) -> (ModelID, KeyID)? {
+    /// Picks the next usable pair, claiming it in the health book (and its quotas across replicas); nil when
+    /// nothing is left.
+    func nextPair(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) async -> (ModelID, KeyID)? {
         let health = request.snapshot.health
         while let (model, key) = walk.cursor.advance(walk.nextMove, accept: accept) {
             walk.nextMove = .nextKey
-            let (allowed, events) = health.beginAttempt(key: key, model: model, at: clock.now())
+            var reserved = false
+            if let quotas, health.canBegin(key: key, model: model, at: clock.now()) {
+                let admission = await quotas.admit(key: key, health: health)
+                log(admission.events, request.snapshot)
+                guard admission.allowed else { continue }
+                reserved = admission.reserved
+            }
+            let (allowed, events) = health.beginAttempt(key: key, model: model, at: clock.now(), reserved: reserved)
             log(events, request.snapshot)
             if allowed { return (model, key) }
         }

@@ -40,7 +40,9 @@ public struct Gateway: Sendable {
     /// The chat route, shared by the router and each connection's `ChatChannelHandler`.
     func chatRoute() -> ChatCompletionsRoute {
         ChatCompletionsRoute(
-            store: store, dispatcher: Dispatcher(upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage), cache: cache, auth: auth,
+            store: store, dispatcher: Dispatcher(
+                upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage, quotas: persister?.quotaGate),
+            cache: cache, auth: auth,
             clock: clock, logger: logger)
     }
 

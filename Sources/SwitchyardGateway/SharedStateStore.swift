@@ -22,31 +22,6 @@ final class SharedStateStore: StateDatabase {
 
     var location: String { "\(url) as replica \(replica)" }
 
-    /// Numbered migrations, applied in order inside one transaction under an advisory lock, so replicas starting
-    /// together do not race.
-    static let migrations: [(version: Int, statements: [String])] = [
-        (
-            1,
-            [
-                """
-                CREATE TABLE replicas (name TEXT PRIMARY KEY, started_ms BIGINT NOT NULL, seen_ms BIGINT NOT NULL)
-                """,
-                """
-                CREATE TABLE key_state (
-                  label TEXT NOT NULL, replica TEXT NOT NULL, fingerprint TEXT NOT NULL, state TEXT NOT NULL, until_ms BIGINT,
-                  reason TEXT NOT NULL, disable_level INTEGER NOT NULL, removal_level INTEGER NOT NULL, saved_ms BIGINT NOT NULL,
-                  PRIMARY KEY (label, replica))
-                """,
-                """
-                CREATE TABLE daily_usage (
-                  day TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, replica TEXT NOT NULL, requests BIGINT NOT NULL,
-                  failures BIGINT NOT NULL, prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
-                  PRIMARY KEY (day, key, model, replica))
-                """,
-            ]
-        )
-    ]
-
     /// An arbitrary constant naming the migration lock.
     static let migrationLock: Int64 = 0x5357_4954_4348  // "SWITCH"
 
@@ -86,7 +61,7 @@ final class SharedStateStore: StateDatabase {
             for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
                 applied.insert(version)
             }
-            for migration in Self.migrations where !applied.contains(migration.version) {
+            for migration in SharedStateSchema.migrations where !applied.contains(migration.version) {
                 for statement in migration.statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                 try await connection.query("INSERT INTO schema_migrations VALUES (\(migration.version))", logger: logger)
             }
@@ -263,6 +238,17 @@ final class SharedStateStore: StateDatabase {
 
     // MARK: replicas
 
+    /// This replica and every other that wrote in the last 5 s: the divisor of each limit should the store go away.
+    func liveReplicas(at now: Timestamp) async throws -> Int {
+        let (since, replica) = (now.millisecondsSinceEpoch - 5000, self.replica)
+        return try await bounded {
+            let rows = try await self.client.query(
+                "SELECT count(*) FROM replicas WHERE seen_ms > \(since) AND name <> \(replica)", logger: self.logger)
+            for try await others in rows.decode(Int64.self) { return Int(others) + 1 }
+            return 1
+        }
+    }
+
     /// Every replica that ever wrote, with when it was last seen.
     func replicas() async throws -> [(name: String, seen: Timestamp)] {
         try await bounded {
@@ -275,8 +261,8 @@ final class SharedStateStore: StateDatabase {
 
     /// Runs `body`, failing it after `callTimeout` (or `limit`). The pool would otherwise wait for a connection to a
     /// store that is down, and a task group would wait for that too: the caller is resumed at the bound whatever the
-    /// call does, and the call is cancelled and left to end on its own.
-    private func bounded<T: Sendable>(_ limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// call does, and the call is cancelled and left to end on its own. A call that ends in time stops the timer.
+    func bounded<T: Sendable>(_ limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = limit ?? callTimeout
         let outcome = Locked<CheckedContinuation<T, any Error>?>(nil)
         return try await withCheckedThrowingContinuation { continuation in
@@ -287,13 +273,17 @@ final class SharedStateStore: StateDatabase {
                     pending = nil
                 }
             }
-            let work = Task {
-                do { finish(.success(try await body())) } catch { finish(.failure(error)) }
-            }
-            Task {
-                try? await Task.sleep(for: timeout)
+            let work = Locked<Task<Void, Never>?>(nil)
+            let timer = Task {
+                do { try await Task.sleep(for: timeout) } catch { return }
                 finish(.failure(SharedStoreTimeout(after: timeout)))
-                work.cancel()
+                work.withLock { $0?.cancel() }
+            }
+            work.withLock { w in
+                w = Task {
+                    do { finish(.success(try await body())) } catch { finish(.failure(error)) }
+                    timer.cancel()
+                }
             }
         }
     }

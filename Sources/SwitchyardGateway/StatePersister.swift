@@ -38,6 +38,9 @@ public final class StatePersister: Service, Sendable {
     private let up = Locked(true)
     /// Applies other replicas' key changes while the shared store is open.
     private let listener = Locked<Task<Void, Never>?>(nil)
+    /// Reserves configured quotas across replicas; nil for a state file.
+    let quotaGate: SharedQuotaGate?
+    let activity: GatewayActivity
 
     public var path: String { database.location }
     public var isStoreUp: Bool { up.withLock { $0 } }
@@ -50,8 +53,13 @@ public final class StatePersister: Service, Sendable {
         }
     }
 
-    private init(database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration) {
+    private init(
+        database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration,
+        quotaGate: SharedQuotaGate?, activity: GatewayActivity
+    ) {
         self.database = database
+        self.quotaGate = quotaGate
+        self.activity = activity
         self.store = store
         self.usage = usage
         self.clock = clock
@@ -70,14 +78,17 @@ public final class StatePersister: Service, Sendable {
             activity: activity, every: every)
     }
 
-    /// Opens the PostgreSQL store replicas share (`shared:` in routes.yaml) and restores its health.
+    /// Opens the PostgreSQL store replicas share (`shared:` in routes.yaml) and restores its health. A request
+    /// waits at most `timeout` for a quota reservation before it keeps to this replica's share.
     public static func openShared(
-        url: PostgresURL, replica: String, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger,
-        activity: GatewayActivity, every: Duration = .seconds(1)
+        url: PostgresURL, replica: String, timeout: Duration = .milliseconds(50), store: SnapshotStore, usage: UsageLedger,
+        clock: any WallClock, logger: Logger, activity: GatewayActivity, every: Duration = .seconds(1)
     ) async throws -> StatePersister {
         let shared = try await SharedStateStore.open(url: url, replica: replica, logger: logger)
+        let live = (try? await shared.liveReplicas(at: clock.now())) ?? 1
+        let gate = SharedQuotaGate(store: shared, timeout: timeout, clock: clock, logger: logger, liveReplicas: live)
         let persister = try await open(
-            database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every)
+            database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every, quotaGate: gate)
         persister.shareHealthChanges(shared, activity: activity)
         return persister
     }
@@ -124,9 +135,10 @@ public final class StatePersister: Service, Sendable {
     /// Restores what `database` holds into the current health and keeps writing to it.
     static func open(
         database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, activity: GatewayActivity,
-        every: Duration = .seconds(1)
+        every: Duration = .seconds(1), quotaGate: SharedQuotaGate? = nil
     ) async throws -> StatePersister {
-        let persister = StatePersister(database: database, store: store, usage: usage, clock: clock, logger: logger, every: every)
+        let persister = StatePersister(
+            database: database, store: store, usage: usage, clock: clock, logger: logger, every: every, quotaGate: quotaGate, activity: activity)
         let saved = try await database.load()
         let now = clock.now()
         let events = store.snapshot.health.restore(saved, at: now)
@@ -153,11 +165,13 @@ public final class StatePersister: Service, Sendable {
         await serial {
             let now = self.clock.now()
             let rows = self.usage.drain()
-            let state = self.store.snapshot.health.savedState(at: now)
+            let health = self.store.snapshot.health
+            let state = health.savedState(at: now)
             do {
                 try await self.database.write(state, usage: rows, at: now)
             } catch {
                 self.usage.restore(rows)
+                await self.quotaGate?.storeAnswered(false, liveReplicas: nil, health: health)
                 if self.markStore(up: false) {
                     self.logger.error("state: store down, keeping usage until it is back: \(self.database.location): \(error)")
                 }
@@ -165,18 +179,34 @@ public final class StatePersister: Service, Sendable {
             }
             if self.markStore(up: true) {
                 self.logger.notice("state: store up again, buffered usage written: \(self.database.location)")
+                await self.resync(health, at: now)
             }
-            let due = self.lastPrune.withLock { last in
-                guard now - last >= .seconds(3600) else { return false }
-                last = now
-                return true
+            if let gate = self.quotaGate, let shared = self.database as? SharedStateStore {
+                await gate.storeAnswered(true, liveReplicas: try? await shared.liveReplicas(at: now), health: health)
             }
-            guard due else { return }
-            do {
-                try await self.database.prune(before: UsageLedger.firstDay(of: Self.keepDays, at: now))
-            } catch {
-                self.logger.warning("state: cannot drop old daily totals from \(self.database.location): \(error)")
-            }
+            await self.pruneWhenDue(at: now)
+        }
+    }
+
+    /// After an outage of the store: every key state still in force on any replica, at least as restrictive as
+    /// this replica's, is taken on.
+    private func resync(_ health: HealthBook, at now: Timestamp) async {
+        guard let saved = try? await database.load() else { return }
+        activity.report(health.resync(saved, at: now).map(Self.heard), logger: logger, shared: false)
+    }
+
+    /// Drops daily totals older than `keepDays`, at most hourly.
+    private func pruneWhenDue(at now: Timestamp) async {
+        let due = lastPrune.withLock { last in
+            guard now - last >= .seconds(3600) else { return false }
+            last = now
+            return true
+        }
+        guard due else { return }
+        do {
+            try await database.prune(before: UsageLedger.firstDay(of: Self.keepDays, at: now))
+        } catch {
+            logger.warning("state: cannot drop old daily totals from \(database.location): \(error)")
         }
     }
 

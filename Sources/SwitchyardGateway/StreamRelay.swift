@@ -285,7 +285,7 @@ extension Dispatcher {
                 break
             }
             // The same model first when it takes a prefill (its other key, or its only key once more), then the others.
-            guard let (model, key) = nextPair(&session.walk, request, accept: { table.models[$0].prefill }) else { break }
+            guard let (model, key) = await nextPair(&session.walk, request, accept: { table.models[$0].prefill }) else { break }
             session.walk.attempts += 1
             session.continuations += 1
             failedModel = model

@@ -66,7 +66,7 @@ struct ServeCommand: AsyncParsableCommand {
             let replica = shared.replica ?? "\(ProcessInfo.processInfo.hostName):\(address.port)"
             do {
                 gateway.persister = try await StatePersister.openShared(
-                    url: url, replica: replica, store: store, usage: gateway.usage, clock: SystemClock(), logger: logger, activity: gateway.activity)
+                    url: url, replica: replica, timeout: shared.timeout, store: store, usage: gateway.usage, clock: SystemClock(), logger: logger, activity: gateway.activity)
             } catch {
                 // The message names the URL with its password masked, never the password.
                 printError("cannot open the shared store \(url) (\(shared.postgresURLEnv)): \(error)")

@@ -79,8 +79,8 @@ final class Harness: Sendable {
 
     init(
         config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-        statePath: String? = nil, shared: (url: String, replica: String)? = nil, logs: LogCapture? = nil,
-        edit: (inout RoutingTable) -> Void = { _ in }
+        statePath: String? = nil, shared: (url: String, replica: String)? = nil, sharedTimeout: Duration = .milliseconds(50),
+        logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }
     ) async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "\nkey_labels:\n" + Self.labels), threads: 1)
         self.fake = fake
@@ -115,7 +115,7 @@ final class Harness: Sendable {
         do {
             if let shared {
                 gateway.persister = try await StatePersister.openShared(
-                    url: try PostgresURL.parse(shared.url), replica: shared.replica, store: store, usage: gateway.usage, clock: clock,
+                    url: try PostgresURL.parse(shared.url), replica: shared.replica, timeout: sharedTimeout, store: store, usage: gateway.usage, clock: clock,
                     logger: logger, activity: gateway.activity, every: .milliseconds(20))
             } else if let statePath {
                 gateway.persister = try await StatePersister.open(
@@ -212,12 +212,12 @@ func expectedAnswer(_ prompt: String, tokens: Int = 16) -> String {
 
 func withHarness(
     config: String = Harness.config, script: String = "", tokens: Set<String> = [], reloadable: Bool = false, adminToken: String? = nil,
-    statePath: String? = nil, shared: (url: String, replica: String)? = nil, logs: LogCapture? = nil,
-    edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
+    statePath: String? = nil, shared: (url: String, replica: String)? = nil, sharedTimeout: Duration = .milliseconds(50),
+    logs: LogCapture? = nil, edit: (inout RoutingTable) -> Void = { _ in }, _ body: (Harness) async throws -> Void
 ) async throws {
     let harness = try await Harness(
         config: config, script: script, tokens: tokens, reloadable: reloadable, adminToken: adminToken, statePath: statePath, shared: shared,
-        logs: logs, edit: edit)
+        sharedTimeout: sharedTimeout, logs: logs, edit: edit)
     do {
         try await body(harness)
     } catch {

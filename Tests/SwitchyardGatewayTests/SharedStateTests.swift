@@ -8,30 +8,6 @@ import Testing
 /// one usage history, live replicas, saved health read back by a replica that starts later, and an outage of
 /// the store that loses no usage. Run them alone with `swift test --filter SharedStateTests`.
 @Suite(.serialized) struct SharedStateTests {
-    /// Requests counted in `/admin/usage` on `h`, over every replica.
-    func usageTotal(_ h: Harness) async throws -> Int {
-        let body = try await h.get("/admin/usage?days=1").body
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
-        let rows = json["usage"] as? [[String: Any]] ?? []
-        return rows.reduce(0) { $0 + (($1["requests"] as? Int) ?? 0) }
-    }
-
-    func state(_ h: Harness) async throws -> [String: Any] {
-        let body = try await h.get("/admin/stats").body
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
-        return try #require(json["state"] as? [String: Any])
-    }
-
-    /// Polls `condition` every 50 ms for up to `seconds`.
-    func eventually(_ seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let end = Date().addingTimeInterval(seconds * timingScale)
-        while Date() < end {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
     @Test func usageIsOneHistoryOverReplicasAndOutlivesThem() async throws {
         try await PostgresCluster.with { cluster in
             try await withHarness(shared: (cluster.url, "replica-a")) { a in
@@ -43,7 +19,7 @@ import Testing
                         return onA == 12 && onB == 12
                     }
                     #expect(bothSeeAll, "every replica's requests on each")
-                    let stats = try await state(a)
+                    let stats = try await sharedState(a)
                     #expect(stats["shared"] as? Bool == true)
                     #expect(stats["status"] as? String == "up")
                     let names = (stats["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
@@ -60,7 +36,7 @@ import Testing
                 #expect(total == 12)
                 c.clock.advance(by: .seconds(6))
                 let listed = try await eventually(2) {
-                    let names = (try await state(c)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                    let names = (try await sharedState(c)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
                     return names == ["replica-c"]
                 }
                 #expect(listed, "only the live replica is listed")
@@ -90,10 +66,10 @@ import Testing
                 #expect(try await eventually(3) { try await usageTotal(a) == 2 })
                 await cluster.stop()
                 for i in 0..<4 { #expect(try await a.post(chat("during \(i)")).status == 200, "requests do not wait on the store") }
-                #expect(try await eventually(6) { try await state(a)["status"] as? String == "degraded" })
+                #expect(try await eventually(6) { try await sharedState(a)["status"] as? String == "degraded" })
                 #expect(try await a.get("/metrics").body.contains("switchyard_shared_store_up 0"))
                 try await cluster.start()
-                #expect(try await eventually(5) { try await state(a)["status"] as? String == "up" }, "up again within 5 s")
+                #expect(try await eventually(5) { try await sharedState(a)["status"] as? String == "up" }, "up again within 5 s")
                 #expect(try await usageTotal(a) == 6, "the outage's usage was buffered and written")
                 #expect(logs.text.contains("store down") && logs.text.contains("store up again"))
                 #expect(!logs.text.contains("unused-password"))

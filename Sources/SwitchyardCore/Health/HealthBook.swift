@@ -71,14 +71,11 @@ public final class HealthBook: Sendable {
     }
 
     /// Claims `key` for one attempt; false when it became unusable since planning (or its probe is taken).
-    public func beginAttempt(key: KeyID, model: ModelID, at now: Timestamp) -> (allowed: Bool, events: [HealthEvent]) {
+    /// `reserved`: the shared store counted the send already (`canBegin`).
+    public func beginAttempt(key: KeyID, model: ModelID, at now: Timestamp, reserved: Bool = false) -> (allowed: Bool, events: [HealthEvent]) {
         state.withLock { s in
             var events: [HealthEvent] = []
-            // Account, provider and model first: claiming a probing key's one trial must not be wasted.
-            guard s.accounts[s.keyAccount[key]].isUsable(at: now), s.providers[s.keyProvider[key]].isUsable(at: now),
-                s.isModelUsable(model, at: now), s.isPairUsable(key: key, model: model, at: now), s.keyQuotaAllows(key, at: now),
-                s.keys[key].isUsable(at: now)
-            else { return (false, events) }
+            guard s.canBegin(key: key, model: model, at: now, reserved: reserved) else { return (false, events) }
             let (allowed, transition) = s.keys[key].beginAttempt(at: now)
             if let transition { events.append(s.event(key: key, transition, at: now)) }
             // Only now, with the key's claim certain, may a probing model's single trial be taken.

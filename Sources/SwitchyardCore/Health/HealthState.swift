@@ -45,6 +45,18 @@ public struct HealthState: HealthView, Sendable {
             && providers[keyProvider[key]].isUsable(at: now) && keyQuotaAllows(key, at: now)
     }
 
+    /// Whether an attempt on `model` with `key` may begin now. Account, provider and model come before the key:
+    /// a probing key's one trial must not be claimed for an attempt that cannot be sent.
+    ///
+    /// `reserved`: the shared store already counted this send against the configured limits, so they are not
+    /// checked again here (a refusal heard meanwhile holds the account for later requests, not this one).
+    func canBegin(key: KeyID, model: ModelID, at now: Timestamp, reserved: Bool = false) -> Bool {
+        let a = accounts[keyAccount[key]]
+        let account = reserved ? !a.isExhausted(at: now) && a.upstreamAllows(at: now) : a.isUsable(at: now)
+        return account && providers[keyProvider[key]].isUsable(at: now) && isModelUsable(model, at: now)
+            && isPairUsable(key: key, model: model, at: now) && (reserved || keyQuotaAllows(key, at: now)) && keys[key].isUsable(at: now)
+    }
+
     /// Whether the key's own configured quota has room (always, when it has none).
     func keyQuotaAllows(_ key: KeyID, at now: Timestamp) -> Bool {
         !keyHasQuota[key] || keyQuotas[key].hasCapacity(at: now)

@@ -121,3 +121,17 @@ extension HealthState {
         ]
     }
 }
+
+extension HealthBook {
+    /// After the shared store was away: takes on every key state still in force on any replica, when at least as
+    /// restrictive as this replica's (as if each were heard on the channel again).
+    public func resync(_ saved: SavedState, at now: Timestamp) -> [HealthEvent] {
+        saved.keys.flatMap { record in
+            applyShared(
+                SharedHealthChange(
+                    subject: .key(label: record.label, fingerprint: record.fingerprint), state: record.state, until: record.until,
+                    reason: record.reason, byOperator: record.state == "manually_disabled"),
+                at: now)
+        }
+    }
+}
