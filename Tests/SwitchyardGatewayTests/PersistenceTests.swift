@@ -60,7 +60,8 @@ import Testing
             let persister = try #require(h.persister)
             let now = h.clock.now()
             h.gateway.usage.attempt(key: "openrouter#1", model: "fast-8k", failed: false, at: now - .seconds(31 * 86_400))
-            h.gateway.usage.attempt(key: "openrouter#1", model: "fast-8k", failed: false, at: now - .seconds(29 * 86_400))
+            // 28 days back, not 29: the hour below may cross midnight, and a day 29 back would then be 30 days old.
+            h.gateway.usage.attempt(key: "openrouter#1", model: "fast-8k", failed: false, at: now - .seconds(28 * 86_400))
             await persister.flush()
             #expect(try await persister.usage(days: 60).count == 2)
             // An hour on, the next write drops what is older than 30 days.
@@ -68,7 +69,7 @@ import Testing
             await persister.flush()
             let kept = try await persister.usage(days: 60)
             #expect(kept.count == 1)
-            #expect(kept.first?.day == UsageLedger.firstDay(of: 30, at: now))
+            #expect(kept.first?.day == UsageLedger.firstDay(of: 29, at: now), "the row of 28 days back")
         }
     }
 
