@@ -23,6 +23,18 @@ enum SharedStateSchema {
             ]
         ),
         (2, quotas),
+        (
+            3,
+            [
+                // Each replica's outcomes per key per second (of its own clock), added as it writes: the combined
+                // error rate behind the 50% rule. Kept an hour.
+                """
+                CREATE TABLE outcome_counts (
+                  label TEXT NOT NULL, replica TEXT NOT NULL, bucket_ms BIGINT NOT NULL, ok BIGINT NOT NULL, failed BIGINT NOT NULL,
+                  PRIMARY KEY (label, replica, bucket_ms))
+                """
+            ]
+        ),
     ]
 
     /// Configured limits counted over every replica: per subject (`account:NAME`, `key:LABEL`) the send times of

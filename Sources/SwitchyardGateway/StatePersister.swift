@@ -181,10 +181,23 @@ public final class StatePersister: Service, Sendable {
                 self.logger.notice("state: store up again, buffered usage written: \(self.database.location)")
                 await self.resync(health, at: now)
             }
-            if let gate = self.quotaGate, let shared = self.database as? SharedStateStore {
-                await gate.storeAnswered(true, liveReplicas: try? await shared.liveReplicas(at: now), health: health)
+            if let shared = self.database as? SharedStateStore {
+                await self.quotaGate?.storeAnswered(true, liveReplicas: try? await shared.liveReplicas(at: now), health: health)
+                await self.exchangeOutcomes(shared, health, at: now)
             }
             await self.pruneWhenDue(at: now)
+        }
+    }
+
+    /// Shares this replica's key outcomes and weighs every other's: a key failing on every replica together is
+    /// disabled here too (and, through the channel, everywhere at once).
+    private func exchangeOutcomes(_ shared: SharedStateStore, _ health: HealthBook, at now: Timestamp) async {
+        let mine = health.takeUnsharedOutcomes()
+        do {
+            let others = try await shared.exchangeOutcomes(mine, at: now, window: health.table.health.window)
+            activity.report(health.takeRemoteOutcomes(others, at: now), logger: logger)
+        } catch {
+            health.returnUnsharedOutcomes(mine)
         }
     }
 
@@ -205,6 +218,7 @@ public final class StatePersister: Service, Sendable {
         guard due else { return }
         do {
             try await database.prune(before: UsageLedger.firstDay(of: Self.keepDays, at: now))
+            try await (database as? SharedStateStore)?.pruneOutcomes(before: now - .seconds(3600))
         } catch {
             logger.warning("state: cannot drop old daily totals from \(database.location): \(error)")
         }

@@ -101,6 +101,36 @@ import Testing
         }
     }
 
+    @Test func aKeyFailingOnEveryReplicaTogetherIsDisabledThoughNoneSawEnoughAlone() async throws {
+        // Each replica's upstream fails key 1's first 3 requests, then serves: 5 requests on key 1 per replica are
+        // 60% failures, under min_requests (10) on any one replica, over the 50% rule on two together.
+        let config = Harness.config + "\nrouting:\n  key_selection: round_robin\n"
+        try await PostgresCluster.with { cluster in
+            try await withReplicas(["replica-a", "replica-b", "replica-c"], cluster: cluster, config: config,
+                script: "keys: { \(Harness.key(1)): { fault: error_500, times: 3 } }"
+            ) { replicas in
+                let (a, b, c) = (replicas[0], replicas[1], replicas[2])
+                for (name, r) in [("a", a), ("b", b)] {
+                    var sent = 0
+                    while r.upstreamRequests().filter({ $0.key == "openrouter#1" }).count < 5, sent < 60 {
+                        #expect(try await r.post(chat("\(name) \(sent)")).status == 200, "the other keys answer")
+                        sent += 1
+                    }
+                    #expect(r.upstreamRequests().filter { $0.key == "openrouter#1" }.count == 5)
+                    #expect(r.keyState("openrouter#1") == "healthy", "5 outcomes alone are under min_requests")
+                    await r.persister?.flush()
+                }
+                for r in [a, b, c] {
+                    #expect(try await eventually(1) { r.keyState("openrouter#1") == "disabled" }, "disabled on every replica")
+                }
+                let reason = try await b.get("/admin/stats").body
+                #expect(reason.contains("error rate 60% over the last 10 requests on every replica (5 elsewhere)"), "\(reason.prefix(600))")
+                for i in 0..<8 { #expect(try await c.post(chat("on c \(i)")).status == 200) }
+                #expect(!c.upstreamRequests().contains { $0.key == "openrouter#1" })
+            }
+        }
+    }
+
     @Test func rateLimitHoldsAndModelStatesReachTheOtherReplicas() async throws {
         let fast = "meta-llama/llama-3.1-8b-instruct:free"
         let other = "google/gemma-2-9b-it:free"

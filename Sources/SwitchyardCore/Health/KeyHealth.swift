@@ -73,6 +73,13 @@ public struct KeyHealth: Sendable {
     private var trialAfterCooling = false
     private var probeStartedAt: Timestamp?
     public internal(set) var settings: HealthSettings
+    /// Outcomes recorded since they were last handed to the shared store (successes, failures).
+    public private(set) var unshared = (ok: 0, failed: 0)
+    /// Other replicas' outcomes of this key, by when they were counted, as last read from the shared store:
+    /// the 50% rule weighs them with this replica's own window.
+    public private(set) var remote: [OutcomeBucket] = []
+    /// When the key last changed state, if it ever did: other replicas' evidence from before it is not weighed.
+    private var changedAt: Timestamp?
 
     /// A probe that never reports back frees its slot after this long.
     static let probeTimeout: Duration = .seconds(120)
@@ -90,6 +97,7 @@ public struct KeyHealth: Sendable {
         self.reason = reason
         self.disableLevel = disableLevel
         self.removalLevel = removalLevel
+        self.changedAt = since
     }
 
     /// The state as of `now`, with expiries applied.
@@ -138,6 +146,7 @@ public struct KeyHealth: Sendable {
         switch verdict {
         case .success:
             window.record(failure: false, at: now, window: settings.window)
+            unshared.ok += 1
             consecutiveFailures = 0
             if state == .probing {
                 disableLevel = 0
@@ -150,6 +159,7 @@ public struct KeyHealth: Sendable {
             }
         case .failure:
             window.record(failure: true, at: now, window: settings.window)
+            unshared.failed += 1
             consecutiveFailures += 1
             change = afterFailure(at: now, detail: detail)
         case .rateLimited(let until):
@@ -179,14 +189,7 @@ public struct KeyHealth: Sendable {
             disableLevel += 1
             return move(to: .disabled(until: now + period), reason: "trial request failed\(Self.suffix(detail))", at: now)
         case .healthy:
-            if window.count >= settings.minRequests, window.errorRate > settings.errorRateToDisable {
-                let period = Self.scaled(settings.disableFor, level: disableLevel, cap: settings.maxDisableFor)
-                disableLevel += 1
-                let percent = Int((window.errorRate * 100).rounded())
-                return move(
-                    to: .disabled(until: now + period),
-                    reason: "error rate \(percent)% over the last \(window.count) requests\(Self.suffix(detail))", at: now)
-            }
+            if let disabled = disableOnErrorRate(at: now, detail: detail) { return disabled }
             if settings.consecutiveFailuresToCool > 0, consecutiveFailures >= settings.consecutiveFailuresToCool {
                 return cool(at: now, reason: "\(consecutiveFailures) failures in a row\(Self.suffix(detail))")
             }
@@ -195,6 +198,53 @@ public struct KeyHealth: Sendable {
             // Late results of attempts begun before the key was set aside change nothing more.
             return nil
         }
+    }
+
+    /// The mission's rule: above `error_rate_to_disable` over at least `min_requests` recent outcomes (this
+    /// replica's and, with a shared store, every other's since the key was last set aside), disabled for
+    /// `disable_for`, then probed.
+    private mutating func disableOnErrorRate(at now: Timestamp, detail: String) -> KeyTransition? {
+        let (count, failures, elsewhere) = recentOutcomes(at: now)
+        guard count >= settings.minRequests, count > 0, Double(failures) / Double(count) > settings.errorRateToDisable else { return nil }
+        let period = Self.scaled(settings.disableFor, level: disableLevel, cap: settings.maxDisableFor)
+        disableLevel += 1
+        let percent = Int((Double(failures) / Double(count) * 100).rounded())
+        let over = elsewhere > 0 ? "\(count) requests on every replica (\(elsewhere) elsewhere)" : "\(count) requests"
+        return move(to: .disabled(until: now + period), reason: "error rate \(percent)% over the last \(over)\(Self.suffix(detail))", at: now)
+    }
+
+    /// Outcomes inside the window: this replica's, and other replicas' counted since the key's last change of
+    /// state (evidence from before a disable must not disable it again after its trial passed). A key that never
+    /// changed weighs the whole window: other replicas' clocks and start times are not this one's.
+    func recentOutcomes(at now: Timestamp) -> (count: Int, failures: Int, elsewhere: Int) {
+        let horizon = max(now - settings.window, changedAt ?? now - settings.window)
+        var (count, failures, elsewhere) = (window.count, window.failures, 0)
+        for bucket in remote where bucket.at > horizon {
+            count += bucket.ok + bucket.failed
+            failures += bucket.failed
+            elsewhere += bucket.ok + bucket.failed
+        }
+        return (count, failures, elsewhere)
+    }
+
+    /// Hands over the outcomes not yet shared, and forgets them.
+    public mutating func takeUnshared() -> (ok: Int, failed: Int) {
+        defer { unshared = (0, 0) }
+        return unshared
+    }
+
+    /// Puts back outcomes that could not be shared, for the next write.
+    public mutating func returnUnshared(_ outcomes: (ok: Int, failed: Int)) {
+        unshared.ok += outcomes.ok
+        unshared.failed += outcomes.failed
+    }
+
+    /// Takes in the other replicas' outcomes read from the shared store; disables a healthy key whose combined
+    /// error rate is over the threshold.
+    public mutating func takeRemote(_ buckets: [OutcomeBucket], at now: Timestamp) -> KeyTransition? {
+        remote = buckets
+        guard effectiveState(at: now) == .healthy, state == .healthy else { return nil }
+        return disableOnErrorRate(at: now, detail: "")
     }
 
     /// Cools the key for the current level's period: `cooldown`, doubling after each failed trial up to `max_cooldown`.
@@ -226,6 +276,7 @@ public struct KeyHealth: Sendable {
         since = now
         if newState == .healthy { consecutiveFailures = 0 }
         guard old != newState else { return nil }
+        changedAt = now
         return KeyTransition(from: old, to: newState, reason: reason)
     }
 
