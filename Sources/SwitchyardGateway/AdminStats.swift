@@ -9,6 +9,8 @@ enum AdminStats {
         var shared: Bool
         var up: Bool
         var replicas: [(name: String, seen: Timestamp)]
+        /// The shared cache tier's counts, with replicas.
+        var cache: SharedCacheTier.Counts?
 
         /// A replica not seen for this long (five missed writes) is gone from the list: stopped, or killed.
         static let heartbeatExpiry: Duration = .seconds(5)
@@ -19,13 +21,17 @@ enum AdminStats {
             shared = persister.isShared
             up = persister.isStoreUp
             replicas = await persister.replicas().filter { now - $0.seen <= Self.heartbeatExpiry }
+            cache = persister.cacheTier?.counts
         }
 
         func json(now: Timestamp) -> String {
             let list = replicas.map { r in
                 "{\"name\":\(JSONText.quoted(r.name)),\"seen\":\(AdminStats.time(r.seen)),\"seconds_ago\":\(Int((now - r.seen).seconds.rounded()))}"
             }
-            return "{\"store\":\(JSONText.quoted(location)),\"shared\":\(shared),\"status\":\"\(up ? "up" : "degraded")\",\"replicas\":[\(list.joined(separator: ","))]}"
+            let cacheJSON = cache.map { c in
+                "{\"lookups\":\(c.lookups),\"hits\":\(c.hits),\"written\":\(c.written),\"dropped\":\(c.dropped)}"
+            } ?? "null"
+            return "{\"store\":\(JSONText.quoted(location)),\"shared\":\(shared),\"status\":\"\(up ? "up" : "degraded")\",\"replicas\":[\(list.joined(separator: ","))],\"cache\":\(cacheJSON)}"
         }
     }
 

@@ -11,6 +11,8 @@ struct ChatCompletionsRoute: Sendable {
     let store: SnapshotStore
     let dispatcher: Dispatcher
     let cache: ResponseCache
+    /// The cache tier replicas share, behind `cache`; nil for a single instance.
+    let sharedCache: SharedCacheTier?
     let flights = SingleFlight()
     let inFlight = InFlightLimit()
     let clientLimit = ClientRateLimit()
@@ -120,6 +122,11 @@ struct ChatCompletionsRoute: Sendable {
             switch flights.join(cacheKey) {
             case .leader(let leader):
                 ticket = leader
+                if let shared = await sharedHit(cacheKey, stream: summary.stream, at: now) {
+                    leader.land(shared)
+                    logRequest(chat, status: 200, model: nil, key: nil, attempts: 0, started: started, cache: "hit")
+                    return hitResponse(shared, chat)
+                }
             case .follower(let flight):
                 if let shared = await flight.wait(untilMono: chat.deadlineMono, channel: context.channel), !summary.stream || shared.replayable {
                     cache.countHit()
@@ -142,7 +149,7 @@ struct ChatCompletionsRoute: Sendable {
             if let cacheKey {
                 let stored = CachedAnswer.fromCompletion(
                     body: Array(answer.body.readableBytesView), modelName: table.models[answer.model].name, keyLabel: table.keys[answer.key].label)
-                if let stored { cache.store(stored, for: cacheKey, at: clock.now()) }
+                if let stored { keep(stored, for: cacheKey, table) }
                 ticket?.land(stored)
             }
             var headers = headers(chat, model: answer.model, key: answer.key, attempts: answer.attempts, cache: cacheHeader)
@@ -152,6 +159,23 @@ struct ChatCompletionsRoute: Sendable {
         case .failed(let error, let attempts):
             return failed(error, attempts: attempts, chat, started: started, ticket: ticket, cacheHeader: cacheHeader)
         }
+    }
+
+    /// Another replica's answer to this request from the shared tier, now kept in the memory tier too (its TTL
+    /// still counted from when it was first stored); nil without replicas, on a miss, or when a stream cannot
+    /// replay it.
+    private func sharedHit(_ key: CacheKey, stream: Bool, at now: Timestamp) async -> CachedAnswer? {
+        guard let sharedCache, let entry = await sharedCache.lookup(key, at: now), !stream || entry.answer.replayable else { return nil }
+        cache.store(entry.answer, for: key, at: entry.storedAt)
+        cache.countHit()
+        return entry.answer
+    }
+
+    /// Keeps a complete answer in the memory tier and, with replicas, in the shared one.
+    private func keep(_ answer: CachedAnswer, for key: CacheKey, _ table: RoutingTable) {
+        let now = clock.now()
+        cache.store(answer, for: key, at: now)
+        sharedCache?.add(answer, for: key, at: now, ttl: table.cache.ttl)
     }
 
     /// No candidate answered (before any stream output): release followers, log, and answer with the
@@ -275,15 +299,13 @@ struct ChatCompletionsRoute: Sendable {
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
             let dispatcher = self.dispatcher
-            let cache = self.cache
-            let clock = self.clock
             let route = self
             let slot = slot
             let end = StreamEnd { ending in
                 slot.release()
                 session.events.cancel()
                 let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)
-                if let cacheKey, let answer { cache.store(answer, for: cacheKey, at: clock.now()) }
+                if let cacheKey, let answer { route.keep(answer, for: cacheKey, chat.snapshot.table) }
                 ticket?.land(answer)
                 let status = ending == .completed ? 200 : ending == .clientGone ? GatewayError.clientClosed.status.code : 502
                 route.logRequest(

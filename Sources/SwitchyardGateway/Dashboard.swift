@@ -42,6 +42,7 @@ svg text{fill:var(--muted);font-size:11px}.muted{color:var(--muted)}
 <section class="w12"><h2>Keys</h2><table><thead><tr><th>key</th><th>masked</th><th>account</th><th>state</th><th>back in</th><th>success</th><th>recent</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="keys"></tbody></table></section>
 <section class="w12"><h2>Rate limits on a model, a key × model pair or an account</h2><table><thead><tr><th>who</th><th>state</th><th>scope</th><th>back in</th><th>reason</th></tr></thead><tbody id="holds"></tbody></table></section>
 <section class="w12"><h2>Models</h2><table><thead><tr><th>model</th><th>upstream</th><th>context</th><th>state</th><th>back in</th><th>p50 / p95</th><th>reason</th></tr></thead><tbody id="models"></tbody></table></section>
+<section class="w12" id="replicas-section" hidden><h2>Replicas sharing the store</h2><table><thead><tr><th>replica</th><th>last seen</th></tr></thead><tbody id="replicas"></tbody></table></section>
 </main>
 <script>
 const token = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -68,10 +69,16 @@ function render() {
   document.getElementById("usable").textContent = `${usable} / ${stats.keys.length}`;
   const c = stats.cache; const looked = c.hits + c.misses;
   document.getElementById("hitrate").textContent = looked ? Math.round(c.hits / looked * 100) + "%" : "–";
+  const shared = stats.state && stats.state.shared ? stats.state : null;
+  document.getElementById("replicas-section").hidden = !shared;
+  if (shared) document.getElementById("replicas").innerHTML = shared.replicas.map(r => `<tr><td><b>${esc(r.name)}</b></td><td>${r.seconds_ago}s ago</td></tr>`).join("") || '<tr><td colspan="2" class="muted">none seen in the last 5 s</td></tr>';
   const errors = stats.config.last_reload_error || [];
+  const notes = [];
+  if (errors.length) notes.push("routes.yaml was not reloaded; the previous table keeps serving:\n" + errors.join("\n"));
+  if (shared && shared.status !== "up") notes.push("The shared store is unreachable: this replica serves from what it knows and keeps each configured limit to its share until the store is back.");
   const banner = document.getElementById("banner");
-  banner.hidden = errors.length === 0;
-  banner.textContent = errors.length ? "routes.yaml was not reloaded; the previous table keeps serving:\n" + errors.join("\n") : "";
+  banner.hidden = notes.length === 0;
+  banner.textContent = notes.join("\n\n");
 }
 function chart() {
   const svg = document.getElementById("chart"); const W = 760, H = 160;

@@ -42,7 +42,7 @@ public struct Gateway: Sendable {
         ChatCompletionsRoute(
             store: store, dispatcher: Dispatcher(
                 upstream: upstream, clock: clock, logger: logger, activity: activity, metrics: metrics, usage: usage, quotas: persister?.quotaGate),
-            cache: cache, auth: auth,
+            cache: cache, sharedCache: persister?.cacheTier, auth: auth,
             clock: clock, logger: logger)
     }
 
@@ -57,9 +57,17 @@ public struct Gateway: Sendable {
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
             return Self.models(store.snapshot.table)
         }
-        router.post("/admin/cache/clear") { [admin, cache] request, context -> Response in
+        router.post("/admin/cache/clear") { [admin, cache, persister] request, context -> Response in
             if let refusal = admin.check(request, context: context) { return refusal.response() }
             let cleared = cache.clear()
+            do {
+                try await persister?.cacheTier?.clear()
+            } catch {
+                return GatewayError(
+                    status: .serviceUnavailable, message: "this replica's cache was cleared, the shared tier was not: \(error)", type: "server_error",
+                    code: "shared_store_unavailable"
+                ).response()
+            }
             return Response(
                 status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"cleared":\#(cleared)}"#)))
         }
@@ -106,9 +114,11 @@ public struct Gateway: Sendable {
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
         }
         router.get("/metrics") { [store, cache, reloader, clock, metrics] _, _ -> Response in
+            let now = clock.now()
+            let shared = await AdminStats.StateStatus(persister, now: now).flatMap { $0.shared ? $0 : nil }
             let text = metrics.render(
-                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, sharedStoreUp: persister.flatMap { $0.isShared ? $0.isStoreUp : nil },
-                now: clock.now())
+                snapshot: store.snapshot, cache: cache.stats, reload: reloader?.status, sharedStoreUp: shared?.up, replicas: shared?.replicas ?? [],
+                now: now)
             return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: text)))
         }

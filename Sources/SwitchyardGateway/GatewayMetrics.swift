@@ -29,6 +29,8 @@ public final class GatewayMetrics: Sendable {
         "rate_limit_remaining", "seconds",
         "Seconds left of each rate limit held on a pair (key × model), a model on an account, or an account, by subject and scope; 0 once lifted.")
     static let sharedStoreUp = name("shared_store", "up", "1 while the PostgreSQL store shared by replicas takes this replica's writes, 0 while it does not.")
+    static let replicaSeen = name(
+        "replica_last_seen", "timestamp_seconds", "When each replica sharing the store last wrote to it (those seen in the last 5 s), as Unix time.")
     static let cacheEvents = name("cache", "total", "Cache lookups and changes by event (hit, miss, bypass, store, eviction, expiration).")
     static let cacheBytes = name("cache", "bytes", "Bytes held by the response cache.")
     static let cacheEntries = name("cache", "entries", "Answers held by the response cache.")
@@ -97,9 +99,13 @@ public final class GatewayMetrics: Sendable {
 
     /// The exposition text: live counters, plus gauges and totals read from health, cache and reloader now.
     public func render(
-        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, sharedStoreUp: Bool? = nil, now: Timestamp
+        snapshot: RoutingSnapshot, cache: CacheStats, reload: ConfigReloader.Status?, sharedStoreUp: Bool? = nil,
+        replicas: [(name: String, seen: Timestamp)] = [], now: Timestamp
     ) -> [UInt8] {
         if let sharedStoreUp { registry.makeGauge(descriptor: Self.sharedStoreUp, labels: []).set(to: sharedStoreUp ? 1 : 0) }
+        for replica in replicas {
+            registry.makeGauge(descriptor: Self.replicaSeen, labels: [("replica", replica.name)]).set(to: Double(replica.seen.millisecondsSinceEpoch) / 1000)
+        }
         let table = snapshot.table
         for key in table.keys {
             let state = snapshot.health.keyState(key.id, at: now).state.name

@@ -35,6 +35,20 @@ enum SharedStateSchema {
                 """
             ]
         ),
+        (
+            4,
+            [
+                // The response cache's shared tier: complete answers by the SHA-256 of the canonical request and its
+                // scope (never a client token itself), with when each was stored and when it expires.
+                """
+                CREATE TABLE cache_entries (
+                  digest BYTEA PRIMARY KEY, stored_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, id TEXT NOT NULL, created BIGINT NOT NULL,
+                  upstream_model TEXT NOT NULL, model_name TEXT NOT NULL, key_label TEXT NOT NULL, content TEXT NOT NULL,
+                  finish_reason TEXT NOT NULL, usage_json TEXT, body BYTEA, replayable BOOLEAN NOT NULL)
+                """,
+                "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms)",
+            ]
+        ),
     ]
 
     /// Configured limits counted over every replica: per subject (`account:NAME`, `key:LABEL`) the send times of

@@ -37,6 +37,6 @@ extension SharedStateStore {
     /// Drops key outcomes counted before `before` (the 50% rule's window is far shorter than the hour kept).
     func pruneOutcomes(before: Timestamp) async throws {
         let ms = before.millisecondsSinceEpoch
-        try await bounded { try await self.client.query("DELETE FROM outcome_counts WHERE bucket_ms < \(ms)", logger: self.logger) }
+        _ = try await bounded { try await self.client.query("DELETE FROM outcome_counts WHERE bucket_ms < \(ms)", logger: self.logger) }
     }
 }

@@ -180,17 +180,19 @@ final class SharedStateStore: StateDatabase {
     /// Tells every replica listening about a change (one round trip, off the request path).
     func publish(_ change: SharedHealthChange) async throws {
         let payload = String(decoding: try JSONEncoder().encode(Notice(replica: replica, change)), as: UTF8.self)
-        try await bounded { try await self.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger) }
+        _ = try await bounded { try await self.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger) }
     }
 
     /// Hands every other replica's changes to `apply` until cancelled; a dropped connection is reopened with backoff.
-    func listen(_ apply: @escaping @Sendable (SharedHealthChange) -> Void) async {
+    /// `listening` is called each time the channel is listened to (again): what was said meanwhile was missed.
+    func listen(_ apply: @escaping @Sendable (SharedHealthChange) -> Void, listening: @escaping @Sendable () -> Void) async {
         var delay = Duration.milliseconds(200)
         while !Task.isCancelled {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: Self.channel) { notifications in
                         delay = .milliseconds(200)
+                        listening()
                         for try await notification in notifications {
                             guard let notice = try? JSONDecoder().decode(Notice.self, from: Data(notification.payload.utf8)),
                                 notice.replica != self.replica, let change = notice.change
@@ -233,7 +235,7 @@ final class SharedStateStore: StateDatabase {
     }
 
     func prune(before firstKept: String) async throws {
-        try await bounded { try await self.client.query("DELETE FROM daily_usage WHERE day < \(firstKept)", logger: self.logger) }
+        _ = try await bounded { try await self.client.query("DELETE FROM daily_usage WHERE day < \(firstKept)", logger: self.logger) }
     }
 
     // MARK: replicas

@@ -40,6 +40,8 @@ public final class StatePersister: Service, Sendable {
     private let listener = Locked<Task<Void, Never>?>(nil)
     /// Reserves configured quotas across replicas; nil for a state file.
     let quotaGate: SharedQuotaGate?
+    /// The response cache's tier shared by replicas; nil for a state file.
+    let cacheTier: SharedCacheTier?
     let activity: GatewayActivity
 
     public var path: String { database.location }
@@ -55,10 +57,11 @@ public final class StatePersister: Service, Sendable {
 
     private init(
         database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, every: Duration,
-        quotaGate: SharedQuotaGate?, activity: GatewayActivity
+        quotaGate: SharedQuotaGate?, cacheTier: SharedCacheTier?, activity: GatewayActivity
     ) {
         self.database = database
         self.quotaGate = quotaGate
+        self.cacheTier = cacheTier
         self.activity = activity
         self.store = store
         self.usage = usage
@@ -79,7 +82,7 @@ public final class StatePersister: Service, Sendable {
     }
 
     /// Opens the PostgreSQL store replicas share (`shared:` in routes.yaml) and restores its health. A request
-    /// waits at most `timeout` for a quota reservation before it keeps to this replica's share.
+    /// waits at most `timeout` for a quota reservation (or the shared cache tier) before it goes on without it.
     public static func openShared(
         url: PostgresURL, replica: String, timeout: Duration = .milliseconds(50), store: SnapshotStore, usage: UsageLedger,
         clock: any WallClock, logger: Logger, activity: GatewayActivity, every: Duration = .seconds(1)
@@ -88,14 +91,18 @@ public final class StatePersister: Service, Sendable {
         let live = (try? await shared.liveReplicas(at: clock.now())) ?? 1
         let gate = SharedQuotaGate(store: shared, timeout: timeout, clock: clock, logger: logger, liveReplicas: live)
         let persister = try await open(
-            database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every, quotaGate: gate)
-        persister.shareHealthChanges(shared, activity: activity)
+            database: shared, store: store, usage: usage, clock: clock, logger: logger, activity: activity, every: every, quotaGate: gate,
+            cacheTier: SharedCacheTier(store: shared, timeout: timeout))
+        await persister.shareHealthChanges(shared, activity: activity)
         return persister
     }
 
-    /// Publishes this replica's health changes (keys, models, rate-limit holds) as they happen and applies the other replicas' (design.md §8: visible
-    /// everywhere within a second). The 1 s write of saved states stays the record a replica reads at start.
-    private func shareHealthChanges(_ shared: SharedStateStore, activity: GatewayActivity) {
+    /// Publishes this replica's health changes (keys, models, rate-limit holds) as they happen and applies the other
+    /// replicas' (design.md §8: visible everywhere within a second). Returns once it listens (or after 5 s), so a
+    /// replica that starts serving hears what the others say from its first request. Each time the channel is
+    /// listened to again after a dropped connection, the saved states are read back for what was missed.
+    /// The 1 s write of saved states stays the record a replica reads at start.
+    private func shareHealthChanges(_ shared: SharedStateStore, activity: GatewayActivity) async {
         let (store, clock, logger) = (self.store, self.clock, self.logger)
         activity.observe { events in
             let health = store.snapshot.health
@@ -107,13 +114,35 @@ public final class StatePersister: Service, Sendable {
                 }
             }
         }
+        let (started, starts) = AsyncStream<Void>.makeStream()
         let listening = Task {
-            await shared.listen { change in
-                let events = store.snapshot.health.applyShared(change, at: clock.now())
-                activity.report(events.map(Self.heard), logger: logger, shared: false)
-            }
+            await shared.listen(
+                { change in
+                    let events = store.snapshot.health.applyShared(change, at: clock.now())
+                    activity.report(events.map(Self.heard), logger: logger, shared: false)
+                },
+                listening: { starts.yield() })
+            starts.finish()
         }
         listener.withLock { $0 = listening }
+        // The first start makes this replica ready; later ones (after a dropped connection) read back what was missed.
+        let (ready, readied) = AsyncStream<Void>.makeStream()
+        Task { [weak self] in
+            var first = true
+            for await _ in started {
+                if first {
+                    first = false
+                    readied.finish()
+                } else if let self {
+                    await self.resync(store.snapshot.health, at: clock.now())
+                }
+            }
+        }
+        let listens = try? await shared.bounded(.seconds(5)) {
+            for await _ in ready {}
+            return true
+        }
+        if listens != true { logger.warning("state: not yet listening for other replicas' changes; serving meanwhile") }
     }
 
     /// An event applied from another replica says so in its reason.
@@ -135,10 +164,11 @@ public final class StatePersister: Service, Sendable {
     /// Restores what `database` holds into the current health and keeps writing to it.
     static func open(
         database: any StateDatabase, store: SnapshotStore, usage: UsageLedger, clock: any WallClock, logger: Logger, activity: GatewayActivity,
-        every: Duration = .seconds(1), quotaGate: SharedQuotaGate? = nil
+        every: Duration = .seconds(1), quotaGate: SharedQuotaGate? = nil, cacheTier: SharedCacheTier? = nil
     ) async throws -> StatePersister {
         let persister = StatePersister(
-            database: database, store: store, usage: usage, clock: clock, logger: logger, every: every, quotaGate: quotaGate, activity: activity)
+            database: database, store: store, usage: usage, clock: clock, logger: logger, every: every, quotaGate: quotaGate, cacheTier: cacheTier,
+            activity: activity)
         let saved = try await database.load()
         let now = clock.now()
         let events = store.snapshot.health.restore(saved, at: now)
@@ -172,6 +202,7 @@ public final class StatePersister: Service, Sendable {
             } catch {
                 self.usage.restore(rows)
                 await self.quotaGate?.storeAnswered(false, liveReplicas: nil, health: health)
+                self.cacheTier?.storeAnswered(false)
                 if self.markStore(up: false) {
                     self.logger.error("state: store down, keeping usage until it is back: \(self.database.location): \(error)")
                 }
@@ -184,6 +215,7 @@ public final class StatePersister: Service, Sendable {
             if let shared = self.database as? SharedStateStore {
                 await self.quotaGate?.storeAnswered(true, liveReplicas: try? await shared.liveReplicas(at: now), health: health)
                 await self.exchangeOutcomes(shared, health, at: now)
+                await self.cacheTier?.flush(at: now)
             }
             await self.pruneWhenDue(at: now)
         }

@@ -103,6 +103,8 @@ struct ServeCommand: AsyncParsableCommand {
                     -d '{"model":"auto","messages":[{"role":"user","content":"Hello, Switchyard!"}]}'
 
                 """)
+            // Out now, not when a pipe's buffer fills: scripts wait for this line to know the gateway listens.
+            fflush(nil)
         }
         let group = ServiceGroup(
             configuration: .init(

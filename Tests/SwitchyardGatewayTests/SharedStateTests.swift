@@ -1,3 +1,6 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
 import FakeUpstream
 import Foundation
 import SwitchyardCore
@@ -27,6 +30,7 @@ import Testing
                     let everything = try await a.get("/admin/stats").body + a.get("/metrics").body
                     #expect(!everything.contains("unused-password"), "the URL's password is never shown")
                     #expect(everything.contains("switchyard_shared_store_up 1"))
+                    #expect(everything.contains(#"switchyard_replica_last_seen_timestamp_seconds{replica="replica-b"}"#), "replicas in /metrics")
                 }
             }
             // Every replica gone and a new one started: the history is still there, and the gone ones' heartbeats
@@ -97,6 +101,28 @@ import Testing
                     _ = try await a.post("", path: "/admin/keys/enable?key=openrouter%231")
                     #expect(try await eventually(1) { b.keyState("openrouter#1") == "healthy" })
                 }
+            }
+        }
+    }
+
+    @Test func aKilledReplicaDropsOffTheListAndTheOthersKeepServing() async throws {
+        try await PostgresCluster.with { cluster in
+            try await withHarness(shared: (cluster.url, "replica-a")) { a in
+                let config = Harness.config.replacingOccurrences(of: "BASE", with: a.fake.baseURL)
+                    + "\nshared: { postgres_url_env: SWITCHYARD_POSTGRES_URL, replica: replica-b }\n"
+                let b = try await ReplicaProcess(config: config, environment: Harness.keys.merging(["SWITCHYARD_POSTGRES_URL": cluster.url]) { $1 })
+                let reply = try await a.client.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(b.port)/healthz"), timeout: .seconds(5))
+                #expect(reply.status == .ok)
+                func listed() async throws -> [String] {
+                    (try await sharedState(a)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+                }
+                #expect(try await eventually(3) { try await listed() == ["replica-a", "replica-b"] }, "B's heartbeat is seen")
+                b.kill()
+                for i in 0..<5 { #expect(try await a.post(chat("after the kill \(i)")).status == 200) }
+                // A's clock, moved past the heartbeat's 5 s expiry of B's last write (stamped by the real clock).
+                a.clock.advance(by: .seconds(Date().timeIntervalSince1970 - a.clock.now().secondsSinceEpoch + 6))
+                #expect(try await eventually(2) { try await listed() == ["replica-a"] }, "B's heartbeat expired")
             }
         }
     }
