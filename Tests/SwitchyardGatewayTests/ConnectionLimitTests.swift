@@ -120,7 +120,7 @@ import Glibc
 enum RawConnection {
     static func open(port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw CrashTestError(message: "socket: errno \(errno)") }
+        guard fd >= 0 else { throw GatewayProcessError(message: "socket: errno \(errno)") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -128,7 +128,7 @@ enum RawConnection {
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         guard rc == 0 else {
             close(fd)
-            throw CrashTestError(message: "connect: errno \(errno)")
+            throw GatewayProcessError(message: "connect: errno \(errno)")
         }
         return fd
     }

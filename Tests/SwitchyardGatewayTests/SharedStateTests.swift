@@ -108,17 +108,23 @@ import Testing
     @Test func aKilledReplicaDropsOffTheListAndTheOthersKeepServing() async throws {
         try await PostgresCluster.with { cluster in
             try await withHarness(shared: (cluster.url, "replica-a")) { a in
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-replica-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: directory) }
                 let config = Harness.config.replacingOccurrences(of: "BASE", with: a.fake.baseURL)
-                    + "\nshared: { postgres_url_env: SWITCHYARD_POSTGRES_URL, replica: replica-b }\n"
-                let b = try await ReplicaProcess(config: config, environment: Harness.keys.merging(["SWITCHYARD_POSTGRES_URL": cluster.url]) { $1 })
-                let reply = try await a.client.execute(
-                    HTTPClientRequest(url: "http://127.0.0.1:\(b.port)/healthz"), timeout: .seconds(5))
+                    + "\nserver: { listen: 127.0.0.1:0 }\nshared: { postgres_url_env: SWITCHYARD_POSTGRES_URL, replica: replica-b }\n"
+                let configPath = directory.appendingPathComponent("routes.yaml").path
+                try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+                let (b, url) = try await GatewayProcess.launch(
+                    configPath: configPath, log: directory.appendingPathComponent("b.log").path, environment: ["SWITCHYARD_POSTGRES_URL": cluster.url])
+                let reply = try await a.client.execute(HTTPClientRequest(url: url + "/healthz"), timeout: .seconds(5))
                 #expect(reply.status == .ok)
                 func listed() async throws -> [String] {
                     (try await sharedState(a)["replicas"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
                 }
                 #expect(try await eventually(3) { try await listed() == ["replica-a", "replica-b"] }, "B's heartbeat is seen")
-                b.kill()
+                kill(b.pid, SIGKILL)
+                #expect(b.wait() == SIGKILL, "killed, not exited")
                 for i in 0..<5 { #expect(try await a.post(chat("after the kill \(i)")).status == 200) }
                 // A's clock, moved past the heartbeat's 5 s expiry of B's last write (stamped by the real clock).
                 a.clock.advance(by: .seconds(Date().timeIntervalSince1970 - a.clock.now().secondsSinceEpoch + 6))
