@@ -35,7 +35,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Shared state of several replicas (design.md §8): a maintained SwiftNIO PostgreSQL client, pooled, with LISTEN/NOTIFY.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-        // Already built for AsyncHTTPClient and postgres-nio; named for the shared store's TLS configuration.
+        // Already built for postgres-nio; the upstream client's TLS and the shared store's TLS configuration.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
@@ -60,7 +60,6 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -44,7 +44,7 @@ struct StackFloorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = UpstreamClient()
+        let client = HTTPClient(eventLoopGroupProvider: .singleton)
         let authorization = "Bearer " + (ProcessInfo.processInfo.environment[keyEnv] ?? "")
         let url = upstream
         let router = Router()
@@ -56,7 +56,7 @@ struct StackFloorCommand: AsyncParsableCommand {
             forwarded.headers.add(name: "authorization", value: authorization)
             forwarded.headers.add(name: "content-type", value: "application/json")
             forwarded.body = .bytes(body)
-            let answer = try await client.http.execute(forwarded, timeout: .seconds(30))
+            let answer = try await client.execute(forwarded, timeout: .seconds(30))
             let bytes = try await answer.body.collect(upTo: 32 << 20)
             return Response(
                 status: .init(code: Int(answer.status.code)), headers: [.contentType: "application/json"],

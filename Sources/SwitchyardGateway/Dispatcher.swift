@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import HTTPTypes
 import Logging
 import NIOCore
@@ -241,10 +240,11 @@ public final class Dispatcher: Sendable {
                     original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                     defaults: request.route.defaults)
                 let provider = snapshot.table.providers[snapshot.table.models[model].provider]
-                let (upstream, attempt) = (self.upstream, walk.attempts)
+                let (upstream, attempt, target, loop) = (self.upstream, walk.attempts, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
                 let (response, bytes) = try await untilClientLeaves(request) {
                     let response = try await upstream.send(
-                        provider: provider, key: snapshot.table.keys[key], body: body, stream: false, attempt: attempt, timeout: budget)
+                        provider: provider, target: target, key: snapshot.table.keys[key], body: body, stream: false, attempt: attempt,
+                        timeout: budget, on: loop)
                     return (response, try await response.body.collect(upTo: 32 << 20))
                 }
                 let status = Int(response.status.code)
@@ -282,13 +282,9 @@ public final class Dispatcher: Sendable {
     /// A thrown error from an attempt, classified: network faults and timeouts are transient.
     static func networkOutcome(_ error: any Error, cancelled: Bool) -> Outcome {
         if cancelled || error is CancellationError { return Outcome(.cancelled, message: "the client went away or the deadline passed") }
-        if let e = error as? HTTPClientError {
-            switch e {
-            case .deadlineExceeded, .readTimeout, .connectTimeout:
-                return Outcome(.transient, message: "timed out (\(e))")
-            default:
-                return Outcome(.transient, message: "network error (\(e))")
-            }
+        if let e = error as? UpstreamError {
+            if e == .cancelled { return Outcome(.cancelled, message: "the client went away or the deadline passed") }
+            return Outcome(.transient, message: e.isTimeout ? "timed out (\(e))" : "network error (\(e))")
         }
         return Outcome(.transient, message: "network error (\(error))")
     }

@@ -14,6 +14,8 @@ public final class RoutingSnapshot: Sendable {
     let upstreamModelJSON: [[UInt8]]
     /// Every key value, for redacting upstream messages that echo one.
     let secrets: [String]
+    /// Each provider's chat completions URL, parsed once; nil for a base URL the upstream client cannot reach.
+    let upstreamTargets: [UpstreamTarget?]
 
     public init(table: RoutingTable, now: Timestamp, previous: RoutingSnapshot? = nil) {
         self.table = table
@@ -24,6 +26,7 @@ public final class RoutingSnapshot: Sendable {
         classifiers = table.providers.map { OutcomeClassifier(provider: $0.kind) }
         upstreamModelJSON = table.models.map { Array(JSONText.quoted($0.upstream).utf8) }
         secrets = table.keys.map(\.secret.value)
+        upstreamTargets = table.providers.map { UpstreamTarget(url: $0.baseURL)?.appending("/chat/completions") }
     }
 
     func plan(_ route: Route, _ request: PlanRequest, at now: Timestamp, advance: Bool = true) -> RoutePlan {

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -115,9 +114,10 @@ extension Dispatcher {
             let body = UpstreamBody.build(
                 original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                 defaults: request.route.defaults, prefill: prefill)
-            let upstream = self.upstream
+            let (upstream, target, loop) = (self.upstream, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
             let response = try await untilClientLeaves(request) {
-                try await upstream.send(provider: provider, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget)
+                try await upstream.send(
+                    provider: provider, target: target, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget, on: loop)
             }
             let status = Int(response.status.code)
             learnQuota(response.headers, status: status, key: key, snapshot)
@@ -134,7 +134,7 @@ extension Dispatcher {
                     deadlineMono: request.deadlineMono, channel: request.channel))
         } catch {
             if let channel = request.channel, !channel.isActive { return .refused(Outcome(.cancelled)) }
-            if let e = error as? HTTPClientError, e == .deadlineExceeded {
+            if let e = error as? UpstreamError, e == .headTimeout {
                 return .refused(Outcome(.silent, message: "no answer within first_token_timeout"))
             }
             return .refused(Self.networkOutcome(error, cancelled: Task.isCancelled))

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import NIOCore
 import Synchronization
 import SwitchyardCore
@@ -29,7 +28,7 @@ final class UpstreamEvents: @unchecked Sendable {
     }
 
     init(
-        response: HTTPClientResponse, firstTokenTimeout: Duration, idleTimeout: Duration, deadlineMono: UInt64,
+        response: UpstreamResponse, firstTokenTimeout: Duration, idleTimeout: Duration, deadlineMono: UInt64,
         channel: (any Channel)?
     ) {
         let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(bufferingPolicy: .unbounded)

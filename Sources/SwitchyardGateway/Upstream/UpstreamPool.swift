@@ -1,0 +1,134 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// Keep-alive connections to upstream origins, for one event loop: a request served on a loop is sent on a
+/// connection of the same loop, so no lock and no thread hop sit between the client and the upstream.
+///
+/// Idle connections are reused newest first (the oldest idle out) and closed after `idleTimeout`; at most
+/// `maxPerOrigin` are open per origin, and requests beyond wait for one to come back. Only ever used on `loop`.
+final class UpstreamPool: @unchecked Sendable {
+    struct Limits: Sendable {
+        var maxPerOrigin = 256
+        var idleTimeout: TimeAmount = .seconds(60)
+        var connectTimeout: TimeAmount = .seconds(5)
+    }
+
+    typealias Handout = (Result<UpstreamConnection, UpstreamError>) -> Void
+
+    let loop: any EventLoop
+    let limits: Limits
+    private let tls: NIOSSLContext?
+    private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
+    private var open: [UpstreamOrigin: Int] = [:]
+    private var waiting: [UpstreamOrigin: [Handout]] = [:]
+    /// Every open connection, idle or serving, for `closeAll`.
+    private var connections: [ObjectIdentifier: UpstreamConnection] = [:]
+
+    init(loop: any EventLoop, limits: Limits, tls: NIOSSLContext?) {
+        self.loop = loop
+        self.limits = limits
+        self.tls = tls
+    }
+
+    /// Connections open to `origin`, idle or serving (for tests and stats).
+    func openCount(_ origin: UpstreamOrigin) -> Int { open[origin] ?? 0 }
+    func idleCount(_ origin: UpstreamOrigin) -> Int { idle[origin]?.count ?? 0 }
+
+    /// Hands out an idle connection at once, or a new one once connected, or the next one released when the
+    /// origin is at its bound. `fresh` skips idle connections (a retry after a reused one failed).
+    func acquire(_ origin: UpstreamOrigin, fresh: Bool = false, _ handout: @escaping Handout) {
+        loop.assertInEventLoop()
+        if !fresh, let connection = popIdle(origin) {
+            handout(.success(connection))
+            return
+        }
+        if openCount(origin) < limits.maxPerOrigin {
+            connect(origin, handout)
+        } else {
+            waiting[origin, default: []].append(handout)
+        }
+    }
+
+    /// Takes back a connection whose exchange ended cleanly with keep-alive.
+    func release(_ connection: UpstreamConnection) {
+        let origin = connection.origin
+        if var queue = waiting[origin], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiting[origin] = queue.isEmpty ? nil : queue
+            next(.success(connection))
+            return
+        }
+        idle[origin, default: []].append(connection)
+        connection.idleTimer = loop.scheduleTask(in: limits.idleTimeout) { [weak connection] in connection?.close() }
+    }
+
+    /// Closes every connection (shutdown).
+    func closeAll() {
+        for connection in connections.values { connection.close() }
+    }
+
+    /// A connection closed (by either side): it no longer counts, and a waiter gets a new one.
+    func closed(_ connection: UpstreamConnection) {
+        let origin = connection.origin
+        connections[ObjectIdentifier(connection)] = nil
+        open[origin] = max((open[origin] ?? 1) - 1, 0)
+        if var list = idle[origin], let i = list.firstIndex(where: { $0 === connection }) {
+            list.remove(at: i)
+            idle[origin] = list.isEmpty ? nil : list
+        }
+        if var queue = waiting[origin], !queue.isEmpty {
+            let next = queue.removeFirst()
+            waiting[origin] = queue.isEmpty ? nil : queue
+            connect(origin, next)
+        }
+    }
+
+    private func popIdle(_ origin: UpstreamOrigin) -> UpstreamConnection? {
+        while var list = idle[origin], let connection = list.popLast() {
+            idle[origin] = list.isEmpty ? nil : list
+            if connection.isOpen { return connection }
+        }
+        return nil
+    }
+
+    private func connect(_ origin: UpstreamOrigin, _ handout: @escaping Handout) {
+        open[origin, default: 0] += 1
+        let connection = UpstreamConnection(origin: origin, pool: self)
+        let tls = origin.tls ? self.tls : nil
+        if origin.tls, tls == nil {
+            open[origin, default: 1] -= 1
+            handout(.failure(.connectFailed("TLS is not available")))
+            return
+        }
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(limits.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tls {
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: origin.hostIsAddress ? nil : origin.host)
+                        try sync.addHandler(handler)
+                    }
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(connection)
+                }
+            }
+        bootstrap.connect(host: origin.host, port: origin.port).whenComplete { [self] result in
+            switch result {
+            case .success:
+                connections[ObjectIdentifier(connection)] = connection
+                handout(.success(connection))
+            case .failure(let error):
+                open[origin] = max((open[origin] ?? 1) - 1, 0)
+                if let channelError = error as? ChannelError, case .connectTimeout = channelError {
+                    handout(.failure(.connectTimeout))
+                } else {
+                    handout(.failure(.connectFailed("\(error)")))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+import FakeUpstream
+import Foundation
+import Locking
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SwitchyardCore
+import Testing
+
+@testable import SwitchyardGateway
+
+/// The gateway's own HTTP/1.1 client: keep-alive pools per event loop, bounded waits, and a connection that is
+/// reused only when its last answer ended cleanly.
+@Suite struct UpstreamClientTests {
+    static let body = ByteBuffer(string: #"{"model":"meta-llama/llama-3.1-8b-instruct:free","messages":[{"role":"user","content":"hi"}]}"#)
+
+    func send(_ client: UpstreamClient, _ target: UpstreamTarget, stream: Bool = false, timeout: Duration = .seconds(5), on loop: any EventLoop)
+        async throws -> UpstreamResponse
+    {
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: target.origin.hostHeader)
+        headers.add(name: "authorization", value: "Bearer \(Harness.key(1))")
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(Self.body.readableBytes))
+        let body = stream ? ByteBuffer(string: String(buffer: Self.body).replacingOccurrences(of: "}]}", with: "}],\"stream\":true}")) : Self.body
+        headers.replaceOrAdd(name: "content-length", value: String(body.readableBytes))
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: headers)
+        return try await client.execute(target.origin, head: head, body: body, timeout: timeout, on: loop)
+    }
+
+    @Test func answersReuseOneConnectionPerLoop() async throws {
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("key_labels:\n" + Harness.labels), threads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+        let loop = group.next()
+        for _ in 0..<5 {
+            let response = try await send(client, target, on: loop)
+            #expect(response.status == .ok)
+            let body = try await response.body.collect(upTo: 1 << 20)
+            #expect(String(buffer: body).contains("chat.completion"))
+        }
+        let pool = client.pool(for: loop)
+        let (open, idle) = try await loop.submit { (pool.openCount(target.origin), pool.idleCount(target.origin)) }.get()
+        #expect(open == 1 && idle == 1, "one connection, back in the pool after each answer")
+        try await client.shutdown()
+        try await fake.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aHangingUpstreamEndsAtTheHeadTimeoutAndItsConnectionIsNotReused() async throws {
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("default: { fault: hang }\nkey_labels:\n" + Harness.labels), threads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+        let loop = group.next()
+        let started = Date()
+        await #expect(throws: UpstreamError.headTimeout) { _ = try await send(client, target, timeout: .milliseconds(300), on: loop) }
+        #expect(Date().timeIntervalSince(started) < 3 * timingScale)
+        let pool = client.pool(for: loop)
+        #expect(try await loop.submit { pool.idleCount(target.origin) }.get() == 0)
+        try await client.shutdown()
+        try await fake.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aStreamIsReadAsItArrivesAndCancellingTheReaderClosesTheConnection() async throws {
+        let script = "default: { token_interval: 20ms, answer_tokens: 200 }\nkey_labels:\n" + Harness.labels
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script), threads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+        let loop = group.next()
+        let reader = Task {
+            let response = try await send(client, target, stream: true, on: loop)
+            var parts = 0
+            for try await _ in response.body { parts += 1 }
+            return parts
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        reader.cancel()
+        _ = try? await reader.value
+        let pool = client.pool(for: loop)
+        let gone = try await eventually(2) { try await loop.submit { pool.openCount(target.origin) }.get() == 0 }
+        #expect(gone, "a stream given up mid-way is never put back in the pool")
+        try await client.shutdown()
+        try await fake.shutdown()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func aReusedConnectionClosedBeforeAnyByteIsRetriedOnceOnAFreshOne() async throws {
+        // The second request on every connection is met by a close: what an upstream's idle timeout looks like.
+        let server = try await ClosingServer.start(answersPerConnection: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let target = try #require(UpstreamTarget(url: "http://127.0.0.1:\(server.port)/v1/chat/completions"))
+        let loop = group.next()
+        for _ in 0..<3 {
+            let response = try await send(client, target, on: loop)
+            #expect(String(buffer: try await response.body.collect(upTo: 1024)) == "ok")
+        }
+        #expect(server.connections == 3, "each reused connection that closed was replaced by one fresh connection")
+        try await client.shutdown()
+        try await server.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func targetsParseTheirOriginAndPath() {
+        let t = UpstreamTarget(url: "https://api.groq.com/openai/v1/")
+        #expect(t?.origin == UpstreamOrigin(tls: true, host: "api.groq.com", port: 443))
+        #expect(t?.appending("/chat/completions").path == "/openai/v1/chat/completions")
+        #expect(t?.origin.hostHeader == "api.groq.com")
+        let local = UpstreamTarget(url: "http://127.0.0.1:9001")
+        #expect(local?.origin.hostHeader == "127.0.0.1:9001" && local?.path == "/" && local?.origin.hostIsAddress == true)
+        #expect(UpstreamTarget(url: "http://[::1]:8080/v1")?.origin == UpstreamOrigin(tls: false, host: "::1", port: 8080))
+        #expect(UpstreamTarget(url: "ftp://example.com") == nil)
+        #expect(UpstreamTarget(url: "http://user:pw@example.com") == nil)
+        #expect(UpstreamTarget(url: "http://example.com:99999") == nil)
+    }
+}
+
+/// A bare HTTP/1.1 server that answers `answersPerConnection` requests on each connection with `ok` (keep-alive)
+/// and closes the connection when the next request arrives, without a byte of answer.
+final class ClosingServer: Sendable {
+    let channel: any Channel
+    let group: MultiThreadedEventLoopGroup
+    private let opened: Locked<Int>
+    var port: Int { channel.localAddress?.port ?? 0 }
+    /// Connections accepted so far.
+    var connections: Int { opened.withLock { $0 } }
+
+    private init(channel: any Channel, group: MultiThreadedEventLoopGroup, opened: Locked<Int>) {
+        self.channel = channel
+        self.group = group
+        self.opened = opened
+    }
+
+    static func start(answersPerConnection: Int) async throws -> ClosingServer {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let opened = Locked(0)
+        let channel = try await ServerBootstrap(group: group)
+            .childChannelInitializer { channel in
+                opened.withLock { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: false)
+                    try channel.pipeline.syncOperations.addHandler(Answerer(answers: answersPerConnection))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return ClosingServer(channel: channel, group: group, opened: opened)
+    }
+
+    func stop() async throws {
+        try await channel.close()
+        try await group.shutdownGracefully()
+    }
+
+    final class Answerer: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        private var answered = 0
+        private let answers: Int
+
+        init(answers: Int) { self.answers = answers }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            guard answered < answers else {
+                context.close(promise: nil)
+                return
+            }
+            answered += 1
+            var head = HTTPResponseHead(version: .http1_1, status: .ok)
+            head.headers.add(name: "content-length", value: "2")
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "ok")))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}
