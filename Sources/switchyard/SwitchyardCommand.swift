@@ -10,6 +10,10 @@ struct SwitchyardCommand: AsyncParsableCommand {
     static func main() async {
         if let threads = ProcessInfo.processInfo.environment["SWITCHYARD_THREADS"].flatMap(Int.init), threads > 0 {
             NIOSingletons.groupLoopCountSuggestion = threads
+        } else if let allowed = allowedCPUs() {
+            // System.coreCount counts the machine's cores, not those `taskset` or a container's cpuset allow:
+            // two loops on one allowed CPU only wake each other.
+            NIOSingletons.groupLoopCountSuggestion = allowed
         }
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         // swift-log stamps each line through tzset(), which re-reads /etc/localtime (a stat per log line,
@@ -25,6 +29,17 @@ struct SwitchyardCommand: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// How many CPUs this process may run on (`Cpus_allowed` of /proc/self/status, its affinity mask), nil when
+    /// it cannot be read.
+    static func allowedCPUs() -> Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") })
+        else { return nil }
+        let mask = line.dropFirst("Cpus_allowed:".count).filter { $0.isHexDigit }
+        let count = mask.reduce(0) { $0 + (Int(String($1), radix: 16)?.nonzeroBitCount ?? 0) }
+        return count > 0 ? count : nil
     }
 
     static let configuration = CommandConfiguration(
