@@ -9,12 +9,14 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let state: FakeUpstreamState
+    private let gate: FlushGate
     private var head: HTTPRequestHead?
     private var body: ByteBuffer?
     private var defunct = false
 
-    init(state: FakeUpstreamState) {
+    init(state: FakeUpstreamState, gate: FlushGate) {
         self.state = state
+        self.gate = gate
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -118,8 +120,11 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             wait = .nanoseconds(Int64.random(in: wait.nanos...max.nanos))
         }
         let respond = { [self] in
+            // Logged before any byte of the answer leaves: a client that has its answer finds it in the log.
+            gate.hold()
             let action = self.respond(context: context, head: head, request: request, key: key, decision: decision)
             state.record(key: key, model: request.model, attempt: attempt, promptTokens: request.promptTokens, stream: request.stream, action: action)
+            gate.release(context: context)
         }
         if wait > .zero {
             context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(wait.nanos)) { respond() }
@@ -430,5 +435,44 @@ extension Duration {
     var nanos: Int64 {
         let (s, a) = components
         return s * 1_000_000_000 + a / 1_000_000_000
+    }
+}
+
+/// Holds the connection's flushes while the fake decides and logs an answer, then lets one through: the log
+/// entry of a request exists before the client can read any byte of its answer.
+final class FlushGate: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPServerResponsePart
+
+    private var holding = false
+    private var heldFlush = false
+
+    func hold() {
+        holding = true
+    }
+
+    /// Stops holding; a flush asked for meanwhile goes out now.
+    func release(context: ChannelHandlerContext) {
+        holding = false
+        if heldFlush {
+            heldFlush = false
+            context.flush()
+        }
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if holding {
+            heldFlush = true
+        } else {
+            context.flush()
+        }
+    }
+
+    /// A fault that closes the connection mid-answer (a cut) sends what it wrote first.
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if heldFlush {
+            heldFlush = false
+            context.flush()
+        }
+        context.close(mode: mode, promise: promise)
     }
 }

@@ -37,7 +37,9 @@ public final class FakeUpstreamServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                        try channel.pipeline.syncOperations.addHandler(FakeHTTPHandler(state: state))
+                        let gate = FlushGate()
+                        try channel.pipeline.syncOperations.addHandler(gate)
+                        try channel.pipeline.syncOperations.addHandler(FakeHTTPHandler(state: state, gate: gate))
                     }
                 }
                 .bind(host: host, port: port).get()
