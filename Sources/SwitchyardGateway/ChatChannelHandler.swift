@@ -31,8 +31,21 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case holding(HTTPRequest, ByteBuffer)
         /// Passing the current request on as it arrives.
         case passing
-        /// A task is making the answer.
-        case answering(Task<Void, Never>)
+        /// The answer is being made: on this loop, or by a task.
+        case answering(Answering)
+    }
+
+    /// What makes the current answer, cancelled when the client's connection closes.
+    private enum Answering {
+        case onLoop(PlainProxy)
+        case task(Task<Void, Never>)
+
+        func cancel() {
+            switch self {
+            case .onLoop(let proxy): proxy.cancel()
+            case .task(let task): task.cancel()
+            }
+        }
     }
 
     private let route: ChatCompletionsRoute
@@ -47,6 +60,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var queued: [HTTPRequestPart] = []
     /// A read asked for while an answer was being made, issued once it is out.
     private var readHeld = false
+    /// Set once the connection is gone: an answer that still comes is not written.
+    private var removed = false
 
     init(route: ChatCompletionsRoute, serverName: String, logger: Logger) {
         self.route = route
@@ -91,11 +106,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.holding(let head, let body), .end(let trailers)):
             state = .idle
             switch route.pipelineDecision(head: head, body: body, channel: context.channel) {
-            case .hit(let fields, let answer, let chat, let started):
-                write(context, status: .ok, fields, answer)
+            case .hit(let answer, let chat, let started):
+                write(context, answer)
                 route.logHit(chat, started: started)
-            case .answer(let prepared):
-                answer(head, body, prepared, context: context)
+            case .admitted(let admission):
+                answer(admission, context: context)
             case .passOn:
                 passOn(context, .head(head))
                 if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
@@ -116,32 +131,39 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    /// Makes the answer in a task; the handler takes it back on its event loop to write it.
-    private func answer(_ head: HTTPRequest, _ body: ByteBuffer, _ prepared: ChatCompletionsRoute.Prepared?, context: ChannelHandlerContext) {
+    /// Answers an admitted plain request: at once when refused or a hit, on this loop when the first attempt
+    /// can go out here, else in a task whose answer the handler takes back on its loop to write.
+    private func answer(_ admission: Admission, context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
         let bound = NIOLoopBound(context, eventLoop: loop)
-        let route = self.route
-        let request = Request(head: head, body: RequestBody(buffer: body))
-        let requestContext = GatewayRequestContext(source: ApplicationRequestContextSource(channel: context.channel, logger: logger))
-        state = .answering(
-            Task {
-                let response: Response
-                do {
-                    response = try await route.handle(request, context: requestContext, prepared: prepared, cancelledOnClose: true)
-                } catch {
-                    response = GatewayError(status: .internalServerError, message: "the gateway failed: \(error)", type: "server_error", code: nil).response()
-                }
-                let collected = BodyCollector()
-                do { try await response.body.write(collected) } catch {}
-                let bytes = collected.buffer.withLock { $0 }
-                loop.execute { handler.value.answered(bound.value, status: response.status, response.headers, bytes) }
-            })
+        switch admission {
+        case .refused(let answer):
+            write(context, answer)
+        case .hit(let answer, let chat, let started):
+            write(context, answer)
+            route.logHit(chat, started: started)
+        case .dispatch(let admitted) where route.answersOnLoop:
+            let proxy = PlainProxy(route: route, admitted: admitted, plan: route.plan(admitted), loop: loop) { answer in
+                handler.value.answered(bound.value, answer)
+            }
+            state = .answering(.onLoop(proxy))
+            proxy.start()
+        case .dispatch, .follow:
+            let route = self.route
+            state = .answering(
+                .task(
+                    Task {
+                        let answer = await route.answer(admission)
+                        loop.execute { handler.value.answered(bound.value, answer) }
+                    }))
+        }
     }
 
-    private func answered(_ context: ChannelHandlerContext, status: HTTPResponse.Status, _ fields: HTTPFields, _ body: ByteBuffer) {
+    private func answered(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
+        guard !removed else { return }
         state = .idle
-        write(context, status: status, fields, body)
+        write(context, answer)
         // Requests a pipelining client sent meanwhile, in order; one of them may start another answer.
         let waiting = queued
         queued = []
@@ -150,10 +172,14 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // Hummingbird's async channel hands reads on at the end of a read burst; replayed parts are one.
         if !waiting.isEmpty { context.fireChannelReadComplete() }
-        if readHeld, !isAnswering {
+        if readHeld, !isAnswering || queued.count < Self.maxQueuedParts {
             readHeld = false
             context.read()
         }
+    }
+
+    private func write(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
+        write(context, status: answer.status, answer.fields, answer.body)
     }
 
     private func write(_ context: ChannelHandlerContext, status: HTTPResponse.Status, _ fields: HTTPFields, _ body: ByteBuffer) {
@@ -166,8 +192,12 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
 
+    /// Reads go on while an answer is being made (holding them costs two `epoll_ctl` per request); only a
+    /// pipelining client that queued this many parts waits until the answer is out.
+    static let maxQueuedParts = 64
+
     func read(context: ChannelHandlerContext) {
-        if isAnswering {
+        if isAnswering, queued.count >= Self.maxQueuedParts {
             readHeld = true
         } else {
             context.read()
@@ -195,28 +225,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A closed connection takes its answer's task, and so its upstream call, with it. (Hummingbird's
     /// connection-state handler, ahead of this one, does not pass `channelInactive` on; removal always comes.)
     func handlerRemoved(context: ChannelHandlerContext) {
-        if case .answering(let task) = state { task.cancel() }
+        removed = true
+        if case .answering(let answering) = state { answering.cancel() }
         state = .idle
         queued = []
     }
-}
-
-/// Collects a response body written through Hummingbird's writer interface.
-private struct BodyCollector: ResponseBodyWriter {
-    let buffer = Locked(ByteBuffer())
-
-    mutating func write(_ part: ByteBuffer) async throws {
-        buffer.withLock { collected in
-            if collected.readableBytes == 0 {
-                collected = part
-            } else {
-                var part = part
-                collected.writeBuffer(&part)
-            }
-        }
-    }
-
-    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}
 }
 
 /// Hummingbird's HTTP/1.1 channel with `ChatChannelHandler` placed after its connection-state handler.

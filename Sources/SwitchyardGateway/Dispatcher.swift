@@ -140,11 +140,30 @@ public final class Dispatcher: Sendable {
     /// Picks the next usable pair, claiming it in the health book (and its quotas across replicas); nil when
     /// nothing is left.
     func nextPair(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) async -> (ModelID, KeyID)? {
+        guard let quotas else { return nextPairNow(&walk, request, accept: accept) }
+        return await nextPair(&walk, request, quotas: quotas, accept: accept)
+    }
+
+    /// `nextPair` without a shared store: no reservation to wait for.
+    func nextPairNow(_ walk: inout Walk, _ request: ChatRequest, accept: (ModelID) -> Bool = { _ in true }) -> (ModelID, KeyID)? {
+        let health = request.snapshot.health
+        while let (model, key) = walk.cursor.advance(walk.nextMove, accept: accept) {
+            walk.nextMove = .nextKey
+            let (allowed, events) = health.beginAttempt(key: key, model: model, at: clock.now(), reserved: false)
+            log(events, request.snapshot)
+            if allowed { return (model, key) }
+        }
+        return nil
+    }
+
+    private func nextPair(
+        _ walk: inout Walk, _ request: ChatRequest, quotas: SharedQuotaGate, accept: (ModelID) -> Bool
+    ) async -> (ModelID, KeyID)? {
         let health = request.snapshot.health
         while let (model, key) = walk.cursor.advance(walk.nextMove, accept: accept) {
             walk.nextMove = .nextKey
             var reserved = false
-            if let quotas, health.canBegin(key: key, model: model, at: clock.now()) {
+            if health.canBegin(key: key, model: model, at: clock.now()) {
                 let admission = await quotas.admit(key: key, health: health)
                 log(admission.events, request.snapshot)
                 guard admission.allowed else { continue }
@@ -224,53 +243,105 @@ public final class Dispatcher: Sendable {
     }
 
     func complete(_ request: ChatRequest, plan: RoutePlan) async -> Completion {
-        let snapshot = request.snapshot
-        var walk = Walk(plan: plan, sameModelRetries: snapshot.table.retry.sameModelRetries)
+        await complete(request, walk: Walk(plan: plan, sameModelRetries: request.snapshot.table.retry.sameModelRetries))
+    }
+
+    /// An attempt that failed, whose outcome decides the walk's next move.
+    struct FailedAttempt: Sendable {
+        var model: ModelID
+        var key: KeyID
+        var outcome: Outcome
+    }
+
+    /// Walks on from `walk` until a candidate answers; `after` is an attempt already made (by the channel
+    /// handler on its event loop) whose failure moves the walk first.
+    func complete(_ request: ChatRequest, walk start: Walk, after failed: FailedAttempt? = nil) async -> Completion {
+        var walk = start
+        if let failed, await !proceed(&walk, request, after: failed) {
+            return .failed(failure(walk, request), attempts: walk.attempts)
+        }
         while let (model, key) = await nextCandidate(&walk, request) {
             walk.attempts += 1
-            let budget = min(snapshot.table.retry.attemptTimeout, remaining(request))
+            let budget = min(request.snapshot.table.retry.attemptTimeout, remaining(request))
             if budget <= .zero {
                 walk.gaveUp = .deadline
                 break
             }
-            let outcome: Outcome
-            let attemptStarted = Monotonic.now()
-            do {
-                let body = UpstreamBody.build(
-                    original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
-                    defaults: request.route.defaults)
-                let provider = snapshot.table.providers[snapshot.table.models[model].provider]
-                let (upstream, attempt, target, loop) = (self.upstream, walk.attempts, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
-                let (response, bytes) = try await untilClientLeaves(request) {
-                    let response = try await upstream.send(
-                        provider: provider, target: target, key: snapshot.table.keys[key], body: body, stream: false, attempt: attempt,
-                        timeout: budget, on: loop)
-                    return (response, try await response.body.collect(upTo: 32 << 20))
-                }
-                let status = Int(response.status.code)
-                learnQuota(response.headers, status: status, key: key, snapshot)
-                let classified = snapshot.classifiers[provider.id].classify(
-                    status: status, headers: (200..<300).contains(status) ? [] : response.headers.map { ($0.name, $0.value) },
-                    body: Array(bytes.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
-                countAttempt(request, model: model, key: key, outcome: classified.kind, since: attemptStarted)
-                if classified.kind == .success {
-                    countTokens(request, model: model, key: key, bytes.withUnsafeReadableBytes { UsageTokens.scan($0) })
-                    log(snapshot.health.record(model: model, key: key, outcome: classified, at: clock.now()), snapshot)
-                    return .answered(Answer(status: status, body: bytes, model: model, key: key, attempts: walk.attempts))
-                }
-                outcome = classified
-            } catch {
-                outcome = Self.networkOutcome(error, cancelled: Task.isCancelled)
-                countAttempt(request, model: model, key: key, outcome: outcome.kind, since: attemptStarted)
+            switch await attempt(request, model: model, key: key, number: walk.attempts, budget: budget) {
+            case .answered(let answer):
+                return .answered(answer)
+            case .failed(let outcome):
+                if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
             }
-            if outcome.kind == .cancelled {
-                log(snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), snapshot)
-                walk.gaveUp = .cancelled
-                break
-            }
-            if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
         }
         return .failed(failure(walk, request), attempts: walk.attempts)
+    }
+
+    /// What one attempt came to.
+    enum AttemptResult {
+        case answered(Answer)
+        case failed(Outcome)
+    }
+
+    /// Sends one non-streaming attempt and reads its whole answer.
+    private func attempt(_ request: ChatRequest, model: ModelID, key: KeyID, number: Int, budget: Duration) async -> AttemptResult {
+        let snapshot = request.snapshot
+        let attemptStarted = Monotonic.now()
+        let provider = snapshot.table.providers[snapshot.table.models[model].provider]
+        let body = UpstreamBody.build(
+            original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model], defaults: request.route.defaults)
+        let (upstream, target, loop) = (self.upstream, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
+        do {
+            let (response, bytes) = try await untilClientLeaves(request) {
+                let response = try await upstream.send(
+                    provider: provider, target: target, key: snapshot.table.keys[key], body: body, stream: false, attempt: number, timeout: budget,
+                    on: loop)
+                return (response, try await response.body.collect(upTo: Self.maxAnswerBytes))
+            }
+            return conclude(
+                request, model: model, key: key, attempts: number, status: Int(response.status.code), headers: response.headers, body: bytes,
+                since: attemptStarted)
+        } catch {
+            return .failed(conclude(request, model: model, key: key, error: error, cancelled: Task.isCancelled, since: attemptStarted))
+        }
+    }
+
+    /// The largest answer body read from an upstream.
+    static let maxAnswerBytes = 32 << 20
+
+    /// Classifies a whole upstream answer and counts it; a success is recorded as such. Pure of I/O, so the
+    /// channel handler's first attempt and the walk's later ones conclude alike.
+    func conclude(
+        _ request: ChatRequest, model: ModelID, key: KeyID, attempts: Int, status: Int, headers: HTTPHeaders, body: ByteBuffer, since started: UInt64
+    ) -> AttemptResult {
+        let snapshot = request.snapshot
+        let provider = snapshot.table.models[model].provider
+        learnQuota(headers, status: status, key: key, snapshot)
+        let classified = snapshot.classifiers[provider].classify(
+            status: status, headers: (200..<300).contains(status) ? [] : headers.map { ($0.name, $0.value) },
+            body: Array(body.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
+        countAttempt(request, model: model, key: key, outcome: classified.kind, since: started)
+        guard classified.kind == .success else { return .failed(classified) }
+        countTokens(request, model: model, key: key, body.withUnsafeReadableBytes { UsageTokens.scan($0) })
+        log(snapshot.health.record(model: model, key: key, outcome: classified, at: clock.now()), snapshot)
+        return .answered(Answer(status: status, body: body, model: model, key: key, attempts: attempts))
+    }
+
+    /// An attempt that ended in an error rather than an answer, classified and counted.
+    func conclude(_ request: ChatRequest, model: ModelID, key: KeyID, error: any Error, cancelled: Bool, since started: UInt64) -> Outcome {
+        let outcome = Self.networkOutcome(error, cancelled: cancelled)
+        countAttempt(request, model: model, key: key, outcome: outcome.kind, since: started)
+        return outcome
+    }
+
+    /// After a failed attempt: a client that left stops the walk; otherwise the retry policy moves it (false: stop).
+    func proceed(_ walk: inout Walk, _ request: ChatRequest, after failed: FailedAttempt) async -> Bool {
+        if failed.outcome.kind == .cancelled {
+            log(request.snapshot.health.record(model: failed.model, key: failed.key, outcome: failed.outcome, at: clock.now()), request.snapshot)
+            walk.gaveUp = .cancelled
+            return false
+        }
+        return await afterFailure(&walk, request, model: failed.model, key: failed.key, outcome: failed.outcome)
     }
 
     /// Runs an attempt's upstream I/O, cancelled when the client leaves if nothing else would cancel it.
