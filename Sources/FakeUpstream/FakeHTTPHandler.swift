@@ -51,6 +51,8 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch (head.method, path) {
         case (.POST, "/v1/chat/completions"), (.POST, "/api/v1/chat/completions"), (.POST, "/openai/v1/chat/completions"):
             chat(context: context, head: head, body: body)
+        case (.POST, "/v1/embeddings"), (.POST, "/api/v1/embeddings"), (.POST, "/openai/v1/embeddings"):
+            embeddings(context: context, head: head, body: body)
         case (.GET, "/v1/models"), (.GET, "/api/v1/models"), (.GET, "/openai/v1/models"):
             models(context: context, head: head)
         case (.GET, "/v1/key"), (.GET, "/api/v1/key"):
@@ -101,12 +103,31 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: chat
 
     private func chat(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        serve(context: context, head: head, parsed: FakeChatRequest.parse(Data(body.readableBytesView))) { handler, context, request, decision in
+            handler.answer(context: context, head: head, request: request, decision: decision)
+        }
+    }
+
+    private func embeddings(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
+        let (parsed, problem) = FakeEmbeddingRequest.parse(Data(body.readableBytesView))
+        serve(context: context, head: head, parsed: (parsed?.request, problem)) { handler, context, _, decision in
+            guard let parsed else { return "bad_request" }
+            handler.send(context, head, status: .ok, headers: decision.headers, body: FakeEmbeddingRequest.answer(parsed))
+            return "ok"
+        }
+    }
+
+    /// Serves one upstream request the way every provider endpoint does: the key checked, the script's decision
+    /// (faults, latency, quota) applied, then `answer` when no fault answered first; logged before any byte leaves.
+    private func serve(
+        context: ChannelHandlerContext, head: HTTPRequestHead, parsed: (FakeChatRequest?, String?),
+        answer: @escaping (FakeHTTPHandler, ChannelHandlerContext, FakeChatRequest, FakeDecision) -> String
+    ) {
         let key = bearer(head)
         let attempt = head.headers.first(name: "x-switchyard-attempt").flatMap { Int($0) }
-        let (parsed, problem) = FakeChatRequest.parse(Data(body.readableBytesView))
-        guard let request = parsed else {
+        guard let request = parsed.0 else {
             state.record(key: key, model: "", attempt: attempt, promptTokens: 0, stream: false, action: "bad_request")
-            send(context, head, status: .badRequest, body: FakeRender.error(message: problem ?? "invalid request", type: "invalid_request_error", code: nil))
+            send(context, head, status: .badRequest, body: FakeRender.error(message: parsed.1 ?? "invalid request", type: "invalid_request_error", code: nil))
             return
         }
         guard !key.isEmpty else {
@@ -122,7 +143,10 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let respond = { [self] in
             // Logged before any byte of the answer leaves: a client that has its answer finds it in the log.
             gate.hold()
-            let action = self.respond(context: context, head: head, request: request, key: key, decision: decision)
+            var action = "client_gone"
+            if !defunct {
+                action = fail(context: context, head: head, request: request, key: key, decision: decision) ?? answer(self, context, request, decision)
+            }
             state.record(key: key, model: request.model, attempt: attempt, promptTokens: request.promptTokens, stream: request.stream, action: action)
             gate.release(context: context)
         }
@@ -133,11 +157,11 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Answers per the decision; returns what was done, for the log.
-    private func respond(
+    /// Answers with the decision's fault, as the provider would (or the quota's 429, an unknown model's 404, a
+    /// context too long); returns what was done, or nil when an answer is due.
+    private func fail(
         context: ChannelHandlerContext, head: HTTPRequestHead, request: FakeChatRequest, key: String, decision: FakeDecision
-    ) -> String {
-        guard !defunct else { return "client_gone" }
+    ) -> String? {
         let b = decision.behavior
         let model = request.model
         var headers = decision.headers
@@ -252,8 +276,14 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 message: "This model does not support assistant message prefill.", type: "invalid_request_error", code: "prefill_unsupported"))
             return "prefill_rejected"
         }
+        return nil
+    }
 
-        // An answer: the prompt's deterministic text, continued after a prefill, cut short by max_tokens.
+    /// A chat answer: the prompt's deterministic text, continued after a prefill, cut short by max_tokens.
+    fileprivate func answer(context: ChannelHandlerContext, head: HTTPRequestHead, request: FakeChatRequest, decision: FakeDecision) -> String {
+        let b = decision.behavior
+        let model = request.model
+        let headers = decision.headers
         let fullCount = b.answerTokens ?? 16
         let tokens = FakeAnswer.tokens(for: request.promptText, count: fullCount)
         var toSay = tokens
@@ -402,7 +432,7 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: plain responses
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, headers: [(String, String)] = [], body: String) {
+    fileprivate func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, headers: [(String, String)] = [], body: String) {
         var h = HTTPHeaders(headers)
         h.replaceOrAdd(name: "content-type", value: "application/json")
         h.replaceOrAdd(name: "content-length", value: "\(body.utf8.count)")

@@ -132,6 +132,7 @@ public struct FakeScript: Sendable, Equatable {
         "google/gemma-2-9b-it:free": 8192,
         "llama-3.1-8b-instant": 131_072,
         "llama-3.3-70b-versatile": 131_072,
+        "text-embedding-004": 2048,
     ]
 }
 

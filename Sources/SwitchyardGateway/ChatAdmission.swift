@@ -61,7 +61,7 @@ extension ChatCompletionsRoute {
     /// requests in flight.
     func admitBody(
         _ fields: HTTPFields, body: ByteBuffer, snapshot: RoutingSnapshot, prepared: Prepared?, channel: (any Channel)?, watchesClient: Bool,
-        slot: InFlightLimit.Slot, started: UInt64
+        slot: InFlightLimit.Slot, started: UInt64, endpoint: UpstreamEndpoint = .chatCompletions
     ) -> Admission {
         let table = snapshot.table
         let summary: ChatRequestSummary
@@ -70,7 +70,9 @@ extension ChatCompletionsRoute {
         } else {
             do {
                 summary = try body.withUnsafeReadableBytes { raw in
-                    Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) }
+                    Result { () throws(RequestScanError) in
+                        endpoint == .embeddings ? try EmbeddingRequestScan.scan(raw) : try ChatRequestScan.scan(raw)
+                    }
                 }.get()
             } catch {
                 return .refused(PlainAnswer(GatewayError.badRequest(error.description)))
@@ -85,10 +87,12 @@ extension ChatCompletionsRoute {
                             "the model '\(summary.model)' does not exist; use a route (\(table.routes.map(\.name).joined(separator: ", "))) or a model (\(table.models.map(\.name).joined(separator: ", ")))",
                         type: "invalid_request_error", code: "model_not_found")))
         }
+        if let wrongKind = Self.wrongKind(route, for: endpoint) { return .refused(PlainAnswer(wrongKind)) }
         let now = clock.now()
         let chat = ChatRequest(
             body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
-            deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel, watchesClient: watchesClient)
+            deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel, watchesClient: watchesClient,
+            endpoint: endpoint)
         // The cache: a hit answers at once; an identical request in flight is waited for; otherwise this one leads.
         let policy = CachePolicy.decide(cacheControl: fields[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
         var cacheKey: CacheKey?
@@ -107,6 +111,17 @@ extension ChatCompletionsRoute {
             return .dispatch(admitted)
         case .follower(let flight):
             return .follow(flight, admitted)
+        }
+    }
+
+    /// The 400 for a route whose models answer the other endpoint: an embedding model cannot chat, nor the reverse.
+    static func wrongKind(_ route: Route, for endpoint: UpstreamEndpoint) -> GatewayError? {
+        switch (route.kind, endpoint) {
+        case (.chat, .chatCompletions), (.embedding, .embeddings): return nil
+        case (.embedding, .chatCompletions):
+            return .badRequest("'\(route.name)' is an embedding route or model; send it to POST /v1/embeddings", code: "wrong_endpoint")
+        case (.chat, .embeddings):
+            return .badRequest("'\(route.name)' is a chat route or model; embeddings need a route of `kind: embedding` models", code: "wrong_endpoint")
         }
     }
 

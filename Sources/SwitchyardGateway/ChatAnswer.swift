@@ -65,8 +65,11 @@ extension ChatCompletionsRoute {
         let chat = admitted.chat
         let table = chat.snapshot.table
         if let cacheKey = admitted.cacheKey {
-            let stored = CachedAnswer.fromCompletion(
-                body: Array(answer.body.readableBytesView), modelName: table.models[answer.model].name, keyLabel: table.keys[answer.key].label)
+            let (bytes, model, key) = (Array(answer.body.readableBytesView), table.models[answer.model].name, table.keys[answer.key].label)
+            let stored =
+                chat.endpoint == .embeddings
+                ? CachedAnswer.verbatim(body: bytes, modelName: model, keyLabel: key)
+                : CachedAnswer.fromCompletion(body: bytes, modelName: model, keyLabel: key)
             if let stored { keep(stored, for: cacheKey, table) }
             admitted.ticket?.land(stored)
         }

@@ -32,7 +32,9 @@ struct ChatCompletionsRoute: Sendable {
     /// shared store may have to be asked first (a quota reservation, the shared cache tier).
     var answersOnLoop: Bool { sharedCache == nil && dispatcher.quotas == nil }
 
-    func handle(_ request: Request, context: GatewayRequestContext) async throws -> Response {
+    /// Hummingbird's path for `endpoint`: streams, requests with a `Connection` header, and every
+    /// `POST /v1/embeddings` (which admission, the walk and the cache serve as they serve chat).
+    func handle(_ request: Request, context: GatewayRequestContext, endpoint: UpstreamEndpoint = .chatCompletions) async throws -> Response {
         let started = Monotonic.now()
         let snapshot = store.snapshot
         let table = snapshot.table
@@ -52,7 +54,8 @@ struct ChatCompletionsRoute: Sendable {
             ).response()
         }
         let admission = admitBody(
-            request.headers, body: body, snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true, slot: slot, started: started)
+            request.headers, body: body, snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true, slot: slot, started: started,
+            endpoint: endpoint)
         switch admission {
         case .refused(let answer):
             return answer.response

@@ -22,6 +22,22 @@ struct ChatRequest: Sendable {
     /// Whether upstream calls must watch `channel` themselves: false when the caller's task is cancelled as the
     /// connection closes (`ChatChannelHandler` does that; Hummingbird does not).
     var watchesClient = true
+    /// The upstream endpoint the request goes to.
+    var endpoint = UpstreamEndpoint.chatCompletions
+}
+
+/// The provider endpoints the gateway proxies, by their path under a provider's base URL.
+enum UpstreamEndpoint: String, Sendable, CaseIterable {
+    case chatCompletions = "/chat/completions"
+    case embeddings = "/embeddings"
+
+    /// Its position in `allCases`.
+    var index: Int {
+        switch self {
+        case .chatCompletions: 0
+        case .embeddings: 1
+        }
+    }
 }
 
 /// What one attempt's failure looked like, for the 502 message and the logs (labels only, never keys).
@@ -290,7 +306,7 @@ public final class Dispatcher: Sendable {
         let provider = snapshot.table.providers[snapshot.table.models[model].provider]
         let body = UpstreamBody.build(
             original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model], defaults: request.route.defaults)
-        let (upstream, target, loop) = (self.upstream, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
+        let (upstream, target, loop) = (self.upstream, snapshot.upstreamTarget(provider.id, request.endpoint), request.channel?.eventLoop)
         do {
             let (response, bytes) = try await untilClientLeaves(request) {
                 let response = try await upstream.send(

@@ -52,6 +52,7 @@ public struct Gateway: Sendable {
     func router(chat: ChatCompletionsRoute) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
+        router.post("/v1/embeddings") { request, context in try await chat.handle(request, context: context, endpoint: .embeddings) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
             return Self.models(store.snapshot.table)
@@ -134,12 +135,12 @@ public struct Gateway: Sendable {
             let models = route.rankedModels.map { JSONText.quoted(table.models[$0].name) }.joined(separator: ",")
             let context = route.models.map { table.models[$0].context }.max() ?? 0
             entries.append(
-                #"{"id":\#(JSONText.quoted(route.name)),"object":"model","created":0,"owned_by":"switchyard","type":"route","prefer":"\#(route.prefer.rawValue)","models":[\#(models)],"context_length":\#(context)}"#
+                #"{"id":\#(JSONText.quoted(route.name)),"object":"model","created":0,"owned_by":"switchyard","type":"route","kind":"\#(route.kind.rawValue)","prefer":"\#(route.prefer.rawValue)","models":[\#(models)],"context_length":\#(context)}"#
             )
         }
         for model in table.models {
             entries.append(
-                #"{"id":\#(JSONText.quoted(model.name)),"object":"model","created":0,"owned_by":\#(JSONText.quoted(table.providers[model.provider].name)),"type":"model","upstream":\#(JSONText.quoted(model.upstream)),"context_length":\#(model.context),"speed":\#(model.speed),"quality":\#(model.quality),"prefill":\#(model.prefill)}"#
+                #"{"id":\#(JSONText.quoted(model.name)),"object":"model","created":0,"owned_by":\#(JSONText.quoted(table.providers[model.provider].name)),"type":"model","kind":"\#(model.kind.rawValue)","upstream":\#(JSONText.quoted(model.upstream)),"context_length":\#(model.context),"speed":\#(model.speed),"quality":\#(model.quality),"prefill":\#(model.prefill)}"#
             )
         }
         let body = #"{"object":"list","data":["# + entries.joined(separator: ",") + "]}"

@@ -44,7 +44,7 @@ final class PlainProxy: UpstreamExchangeDelegate {
             return finish(route.failed(dispatcher.failure(walk, chat), attempts: walk.attempts, admitted))
         }
         let provider = snapshot.table.providers[snapshot.table.models[model].provider]
-        guard let target = snapshot.upstreamTargets[provider.id] else {
+        guard let target = snapshot.upstreamTarget(provider.id, chat.endpoint) else {
             attempt = (model, key, Monotonic.now())
             return failed(UpstreamError.badURL(provider.baseURL))
         }

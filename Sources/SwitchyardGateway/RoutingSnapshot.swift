@@ -14,8 +14,9 @@ public final class RoutingSnapshot: Sendable {
     let upstreamModelJSON: [[UInt8]]
     /// Every key value, for redacting upstream messages that echo one.
     let secrets: [String]
-    /// Each provider's chat completions URL, parsed once; nil for a base URL the upstream client cannot reach.
-    let upstreamTargets: [UpstreamTarget?]
+    /// Each provider's endpoint URLs (by `UpstreamEndpoint`), parsed once; nil for a base URL the upstream client
+    /// cannot reach.
+    private let upstreamTargets: [[UpstreamTarget?]]
 
     public init(table: RoutingTable, now: Timestamp, previous: RoutingSnapshot? = nil) {
         self.table = table
@@ -26,7 +27,14 @@ public final class RoutingSnapshot: Sendable {
         classifiers = table.providers.map { OutcomeClassifier(provider: $0.kind) }
         upstreamModelJSON = table.models.map { Array(JSONText.quoted($0.upstream).utf8) }
         secrets = table.keys.map(\.secret.value)
-        upstreamTargets = table.providers.map { UpstreamTarget(url: $0.baseURL)?.appending("/chat/completions") }
+        upstreamTargets = table.providers.map { provider in
+            UpstreamEndpoint.allCases.map { UpstreamTarget(url: provider.baseURL)?.appending($0.rawValue) }
+        }
+    }
+
+    /// Where `endpoint` of `provider` is.
+    func upstreamTarget(_ provider: ProviderID, _ endpoint: UpstreamEndpoint = .chatCompletions) -> UpstreamTarget? {
+        upstreamTargets[provider][endpoint.index]
     }
 
     func plan(_ route: Route, _ request: PlanRequest, at now: Timestamp, advance: Bool = true) -> RoutePlan {

@@ -114,7 +114,7 @@ extension Dispatcher {
             let body = UpstreamBody.build(
                 original: request.body, summary: request.summary, upstreamModel: snapshot.upstreamModelJSON[model],
                 defaults: request.route.defaults, prefill: prefill)
-            let (upstream, target, loop) = (self.upstream, snapshot.upstreamTargets[provider.id], request.channel?.eventLoop)
+            let (upstream, target, loop) = (self.upstream, snapshot.upstreamTarget(provider.id), request.channel?.eventLoop)
             let response = try await untilClientLeaves(request) {
                 try await upstream.send(
                     provider: provider, target: target, key: table.keys[key], body: body, stream: true, attempt: attempt, timeout: budget, on: loop)

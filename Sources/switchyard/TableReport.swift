@@ -31,7 +31,7 @@ struct TableReport {
         out.append("  \("name".padding(nameWidth))  \("provider".padding(10))  \("context".padding(8))  speed  quality  prefill  upstream")
         for m in table.models {
             out.append(
-                "  \(m.name.padding(nameWidth))  \(table.providers[m.provider].name.padding(10))  \(String(m.context).padding(8))  \(String(m.speed).padding(5))  \(String(m.quality).padding(7))  \((m.prefill ? "yes" : "no").padding(7))  \(m.upstream)\(m.maxRequestTokens.map { "  (max request \($0) tokens)" } ?? "")"
+                "  \(m.name.padding(nameWidth))  \(table.providers[m.provider].name.padding(10))  \(String(m.context).padding(8))  \(String(m.speed).padding(5))  \(String(m.quality).padding(7))  \((m.prefill ? "yes" : "no").padding(7))  \(m.upstream)\(m.maxRequestTokens.map { "  (max request \($0) tokens)" } ?? "")\(m.kind == .embedding ? "  (embedding)" : "")"
             )
         }
         out.append("")
@@ -44,7 +44,7 @@ struct TableReport {
             }
             if !r.cacheEnabled { extras.append("cache off") }
             if r.lastResort != nil { extras.append("last resort answer set") }
-            out.append("  \(r.name) (prefer \(r.prefer.rawValue)): \(ranked)\(extras.isEmpty ? "" : "  [\(extras.joined(separator: "; "))]")")
+            out.append("  \(r.name) (\(r.kind == .embedding ? "embeddings, " : "")prefer \(r.prefer.rawValue)): \(ranked)\(extras.isEmpty ? "" : "  [\(extras.joined(separator: "; "))]")")
         }
         out.append("")
         let h = table.health

@@ -6,10 +6,11 @@ struct ConfigLoaderTests {
     @Test func shippedRoutesFileLoads() throws {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../routes.yaml").path
         let table = try ConfigLoader(environment: [:], placeholderKeys: true).load(path: path)
-        #expect(table.routes.map(\.name) == ["auto", "quality", "long"])
-        #expect(table.models.count == 7)
+        #expect(table.routes.map(\.name) == ["auto", "quality", "long", "embed"])
+        #expect(table.models.count == 8)
+        #expect(table.route(named: "embed")?.kind == .embedding)
         #expect(table.route(named: "quality")?.defaults["temperature"] == "0.3")
-        #expect(table.keys.count == 8)
+        #expect(table.keys.count == 9)
         #expect(table.keys.allSatisfy { $0.isPlaceholder })
         let openrouter = try #require(table.providers.first { $0.name == "openrouter" })
         #expect(openrouter.accounts.count == 2)

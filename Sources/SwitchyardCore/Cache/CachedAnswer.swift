@@ -64,6 +64,28 @@ public struct CachedAnswer: Sendable, Equatable {
         return Array(text.utf8)
     }
 
+    /// An answer kept exactly as the upstream gave it (an embeddings list): served byte for byte, never
+    /// replayed as a stream; nil unless it is a JSON object without an `error`.
+    public static func verbatim(body: [UInt8], modelName: String, keyLabel: String) -> CachedAnswer? {
+        let whole = body.withUnsafeBytes { raw -> Bool in
+            var reader = JSONReader(bytes: raw)
+            reader.skipSpace()
+            var refused = false
+            let ok = reader.object(depth: 0) { r, key in
+                if key == "error" { refused = true }
+                return r.skipValue(depth: 1)
+            }
+            reader.skipSpace()
+            return ok && !refused && reader.i == raw.count
+        }
+        guard whole else { return nil }
+        var answer = CachedAnswer(
+            id: "", created: 0, upstreamModel: "", modelName: modelName, keyLabel: keyLabel, content: "", finishReason: "stop", usageJSON: nil,
+            body: body)
+        answer.replayable = false
+        return answer
+    }
+
     /// Reads a non-streaming answer; nil unless it has exactly one complete text choice.
     public static func fromCompletion(body: [UInt8], modelName: String, keyLabel: String) -> CachedAnswer? {
         body.withUnsafeBytes { raw -> CachedAnswer? in

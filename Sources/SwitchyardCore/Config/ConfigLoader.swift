@@ -429,7 +429,7 @@ private struct TableBuilder {
 
     // MARK: models and routes
 
-    static let modelFields = ["provider", "upstream", "context", "speed", "quality", "prefill", "max_request_tokens"]
+    static let modelFields = ["provider", "upstream", "context", "speed", "quality", "prefill", "max_request_tokens", "kind"]
 
     func readModel(_ name: String, _ node: Node, id: ModelID, providers: [Provider]) -> Model? {
         let path = "models.\(name)"
@@ -448,9 +448,10 @@ private struct TableBuilder {
         let quality = f.read("quality") { r in { r.int($0, $1, in: 1...10) } } ?? 3
         let prefill = f.read("prefill") { r in { r.bool($0, $1) } } ?? false
         let maxRequest = f.read("max_request_tokens") { r in { r.int($0, $1, in: 1...100_000_000) } }
+        let kind = f.read("kind") { r in { r.choice($0, $1, of: ModelKind.self) } } ?? .chat
         guard let provider, let upstream, let context else { return nil }
         return Model(
-            id: id, name: name, provider: provider, upstream: upstream, context: context, speed: speed, quality: quality,
+            id: id, name: name, kind: kind, provider: provider, upstream: upstream, context: context, speed: speed, quality: quality,
             prefill: prefill, maxRequestTokens: maxRequest)
     }
 
@@ -489,13 +490,21 @@ private struct TableBuilder {
                 }
             }
         }
+        let kind = listed.first.map { models[$0].kind } ?? .chat
+        if let modelsNode = f["models"], let other = listed.first(where: { models[$0].kind != kind }) {
+            reader.error(
+                modelsNode, f.path("models"),
+                "'\(models[other].name)' is \(Self.article(models[other].kind)) model and '\(models[listed[0]].name)' \(Self.article(kind)) one; a route's models are all chat or all embedding models")
+        }
         var route = Route(
-            name: name, prefer: prefer, models: listed, rankedModels: Self.rank(listed, by: prefer, models: models),
+            name: name, kind: kind, prefer: prefer, models: listed, rankedModels: Self.rank(listed, by: prefer, models: models),
             defaults: defaults)
         f.assign("cache", to: &route.cacheEnabled) { reader.bool($0, $1) }
         route.lastResort = f.read("last_resort") { r in { r.string($0, $1) } }
         return route
     }
+
+    static func article(_ kind: ModelKind) -> String { kind == .embedding ? "an embedding" : "a chat" }
 
     /// Static preference order; health and context are applied per request by the planner.
     static func rank(_ listed: [ModelID], by prefer: Preference, models: [Model]) -> [ModelID] {

@@ -75,7 +75,7 @@ public struct RoutingTable: Sendable {
     public func target(named name: String) -> Route? {
         if let route = route(named: name) { return route }
         guard let model = model(named: name) else { return nil }
-        return Route(name: model.name, prefer: .listed, models: [model.id], rankedModels: [model.id], defaults: [:])
+        return Route(name: model.name, kind: model.kind, prefer: .listed, models: [model.id], rankedModels: [model.id], defaults: [:])
     }
 
     public func key(labelled label: String) -> APIKey? {
@@ -197,9 +197,16 @@ public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugSt
     public var debugDescription: String { masked }
 }
 
+/// What a model answers: chat completions, or embeddings (`POST /v1/embeddings`).
+public enum ModelKind: String, Sendable, Equatable, CaseIterable {
+    case chat
+    case embedding
+}
+
 public struct Model: Sendable {
     public var id: ModelID
     public var name: String
+    public var kind: ModelKind = .chat
     public var provider: ProviderID
     /// The id the provider knows the model by.
     public var upstream: String
@@ -222,6 +229,8 @@ public enum Preference: String, Sendable, CaseIterable {
 
 public struct Route: Sendable {
     public var name: String
+    /// Every model of a route is of one kind (routes.yaml is refused otherwise).
+    public var kind: ModelKind = .chat
     public var prefer: Preference
     /// The models as listed in routes.yaml.
     public var models: [ModelID]
