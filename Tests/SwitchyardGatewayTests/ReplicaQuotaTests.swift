@@ -61,7 +61,9 @@ import Testing
                 let refused = replies.filter { $0.status == 503 }
                 #expect(refused.count == 120, "\(Set(replies.map(\.status)))")
                 #expect(refused.allSatisfy { (Int($0.header("retry-after") ?? "") ?? 0) > 0 }, "each 503 says when to come back")
-                #expect(replicas.allSatisfy { r in Set(r.fake.log().requests.map(\.action)) == ["ok"] }, "no upstream ever said no")
+                // A replica whose reservations all came after the others' may have sent nothing: none said no.
+                let actions = replicas.flatMap { r in r.fake.log().requests.map(\.action) }
+                #expect(actions.allSatisfy { $0 == "ok" }, "no upstream ever said no: \(Set(actions))")
             }
         }
     }
