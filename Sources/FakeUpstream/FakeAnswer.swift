@@ -13,6 +13,9 @@ public struct FakeChatRequest: Sendable {
     /// The fake's own token count of the prompt (about 4 bytes a token, as real tokenizers average).
     public var promptTokens: Int
     public var bodyBytes: Int
+    /// The tool the answer calls: the first of `tools`, when the client offers tools (and `tool_choice` is not
+    /// `none`) and the conversation does not end with a tool's result.
+    public var toolName: String?
 
     /// Parses a request body; nil with a reason when it is not a chat request.
     public static func parse(_ body: Data) -> (FakeChatRequest?, String?) {
@@ -38,11 +41,26 @@ public struct FakeChatRequest: Sendable {
         }
         let streamOptions = object["stream_options"] as? [String: Any]
         let maxTokens = (object["max_tokens"] as? Int) ?? (object["max_completion_tokens"] as? Int)
-        let request = FakeChatRequest(
+        var request = FakeChatRequest(
             model: model, stream: object["stream"] as? Bool ?? false,
             includeUsage: streamOptions?["include_usage"] as? Bool ?? false, maxTokens: maxTokens,
             promptText: texts.joined(separator: "\n"), prefill: prefill, promptTokens: tokens, bodyBytes: body.count)
+        request.toolName = toolToCall(object, lastRole: messages.last?["role"] as? String)
         return (request, nil)
+    }
+
+    /// The first offered tool's name, unless tools are switched off or a tool's result is being answered.
+    static func toolToCall(_ object: [String: Any], lastRole: String?) -> String? {
+        guard lastRole != "tool", (object["tool_choice"] as? String) != "none",
+            let tools = object["tools"] as? [[String: Any]], let function = tools.first?["function"] as? [String: Any]
+        else { return nil }
+        return function["name"] as? String
+    }
+
+    /// The arguments the fake passes to a tool: the prompt's first words, as JSON text.
+    public static func toolArguments(for prompt: String) -> String {
+        let words = prompt.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == ":" }).prefix(4).joined(separator: " ")
+        return #"{"query":"\#(FakeRender.escape(words))"}"#
     }
 
     static func text(_ content: Any?) -> String {
@@ -152,6 +170,21 @@ enum FakeRender {
     }
 
     static func contentDelta(_ text: String) -> String { #"{"content":"\#(escape(text))"}"# }
+
+    /// A non-streaming answer that calls `tool` with `arguments` (JSON text).
+    static func toolCallCompletion(id: String, created: Int, model: String, tool: String, arguments: String, prompt: Int) -> String {
+        let call = #"{"id":"call_\#(id)","type":"function","function":{"name":"\#(escape(tool))","arguments":"\#(escape(arguments))"}}"#
+        return #"{"id":"\#(id)","object":"chat.completion","created":\#(created),"model":"\#(escape(model))","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[\#(call)]},"logprobs":null,"finish_reason":"tool_calls"}],"usage":\#(usage(prompt: prompt, completion: 8))}"#
+    }
+
+    /// The tool call's first streamed delta (id, name, no arguments yet), then its arguments in pieces.
+    static func toolCallDeltas(id: String, tool: String, arguments: String) -> [String] {
+        let head = #"{"tool_calls":[{"index":0,"id":"call_\#(id)","type":"function","function":{"name":"\#(escape(tool))","arguments":""}}]}"#
+        let bytes = Array(arguments.utf8)
+        let half = bytes.count / 2
+        let pieces = [String(decoding: bytes[..<half], as: UTF8.self), String(decoding: bytes[half...], as: UTF8.self)]
+        return [head] + pieces.map { #"{"tool_calls":[{"index":0,"function":{"arguments":"\#(escape($0))"}}]}"# }
+    }
     static let roleDelta = #"{"role":"assistant","content":""}"#
 
     static func usageChunk(id: String, created: Int, model: String, prompt: Int, completion: Int) -> String {

@@ -301,6 +301,10 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let id = "gen-\(state.nextID())"
         let created = Int(Date().timeIntervalSince1970)
+        if let tool = request.toolName {
+            callTool(tool, context: context, head: head, request: request, id: id, created: created, decision: decision)
+            return decision.fault == .cut ? "cut" : "tool_call"
+        }
         if request.stream {
             stream(context: context, head: head, headers: headers, request: request, tokens: toSay, finish: finish, id: id, created: created, decision: decision)
         } else {
@@ -309,6 +313,37 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 fault: decision.fault, delay: b.delay ?? .seconds(1))
         }
         return decision.fault == .none ? action : decision.fault.rawValue
+    }
+
+    /// An answer that calls the offered tool: whole, or streamed as `delta.tool_calls` pieces (cut after the
+    /// call's first piece with the `cut` fault).
+    private func callTool(
+        _ tool: String, context: ChannelHandlerContext, head: HTTPRequestHead, request: FakeChatRequest, id: String, created: Int,
+        decision: FakeDecision
+    ) {
+        let arguments = FakeChatRequest.toolArguments(for: request.promptText)
+        guard request.stream else {
+            let body = FakeRender.toolCallCompletion(
+                id: id, created: created, model: request.model, tool: tool, arguments: arguments, prompt: request.promptTokens)
+            send(context, head, status: .ok, headers: decision.headers, body: body)
+            return
+        }
+        var events = [FakeRender.chunk(id: id, created: created, model: request.model, delta: #"{"role":"assistant","content":null}"#, finish: nil)]
+        var deltas = FakeRender.toolCallDeltas(id: id, tool: tool, arguments: arguments)
+        if decision.fault == .cut { deltas = Array(deltas.prefix(2)) }
+        events += deltas.map { FakeRender.chunk(id: id, created: created, model: request.model, delta: $0, finish: nil) }
+        var ending = StreamEnd.close
+        if decision.fault != .cut {
+            ending = .end
+            events.append(FakeRender.chunk(id: id, created: created, model: request.model, delta: "{}", finish: "tool_calls"))
+            events.append(FakeRender.usageChunk(id: id, created: created, model: request.model, prompt: request.promptTokens, completion: 8))
+            events.append("data: [DONE]\n\n")
+        }
+        var h = HTTPHeaders(decision.headers)
+        h.add(name: "content-type", value: "text/event-stream")
+        h.add(name: "cache-control", value: "no-cache")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: h))), promise: nil)
+        emit(context: context, head: head, events: events[...], delay: .zero, interval: decision.behavior.tokenInterval ?? .zero, ending: ending)
     }
 
     private func nonStream(

@@ -26,6 +26,9 @@ final class StreamSession: @unchecked Sendable {
     var created: Int?
     /// Set when an error event ended the stream: such an answer is never stored.
     var endedWithError = false
+    /// Set once a tool call began: a cut is then never continued (a prefill resumes text only), and the answer
+    /// is not stored (a replay carries text only).
+    var toolCallsSeen = false
 
     init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
         self.request = request
@@ -276,6 +279,15 @@ extension Dispatcher {
         let request = session.request
         let snapshot = request.snapshot
         let table = snapshot.table
+        if session.toolCallsSeen {
+            log(snapshot.health.record(model: session.model, key: session.key, outcome: outcome, at: clock.now()), snapshot)
+            let error = GatewayError(
+                status: .badGateway, message: "the stream was interrupted inside a tool call, which cannot be continued: \(outcome.message ?? outcome.kind.rawValue)",
+                type: "upstream_error", code: "stream_interrupted")
+            session.endedWithError = true
+            try? await writer.write(ByteBuffer(string: error.sseEvent))
+            return false
+        }
         var lastFailure = outcome
         var failedModel = session.model
         var failedKey = session.key
@@ -349,11 +361,13 @@ extension Dispatcher {
         if session.created == nil, let created = chunk.created { session.created = created }
         if let reason = chunk.finishReason { session.finishReason = reason }
         if let usage = chunk.usageJSON { session.usageJSON = usage }
+        if chunk.hasToolCalls { session.toolCallsSeen = true }
     }
 
     /// The finished stream as a cacheable answer, if it is complete.
     static func answer(of session: StreamSession, ending: StreamEnding) -> CachedAnswer? {
-        guard ending == .completed, !session.endedWithError, CachedAnswer.isComplete(finishReason: session.finishReason) else { return nil }
+        guard ending == .completed, !session.endedWithError, !session.toolCallsSeen, CachedAnswer.isComplete(finishReason: session.finishReason)
+        else { return nil }
         let table = session.request.snapshot.table
         return CachedAnswer(
             id: session.answerID ?? "switchyard-cached", created: session.created ?? 0, upstreamModel: session.answerModel ?? table.models[session.model].upstream,
