@@ -32,29 +32,34 @@ enum GatewayProcess {
         }
     }
 
-    static func spawn(arguments: [String], environment: [String: String], log: String) throws -> Child {
+    /// Starts `executable` (the gateway by default) with its output, both streams, in `log`.
+    static func spawn(executable: String = binary, arguments: [String], environment: [String: String], log: String) throws -> Child {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, binary, &actions, nil, argv, envp)
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard rc == 0 else { throw GatewayProcessError(message: "posix_spawn: \(rc)") }
         return Child(pid: pid)
     }
 
     /// Starts the gateway and waits for the address it logs; returns the process and its base URL.
     static func launch(configPath: String, log: String, environment: [String: String] = [:]) async throws -> (Child, String) {
+        try await launch(arguments: ["serve", "--config", configPath], log: log, environment: environment)
+    }
+
+    /// Starts `switchyard` with `arguments` and waits for the address it logs.
+    static func launch(arguments: [String], log: String, environment: [String: String] = [:]) async throws -> (Child, String) {
         let child = try spawn(
-            arguments: ["serve", "--config", configPath],
-            environment: ProcessInfo.processInfo.environment.merging(Harness.keys) { $1 }.merging(environment) { $1 }, log: log)
+            arguments: arguments, environment: ProcessInfo.processInfo.environment.merging(Harness.keys) { $1 }.merging(environment) { $1 }, log: log)
         let marker = "switchyard listening on "
         for _ in 0..<600 {
             let text = readText(log)
