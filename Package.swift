@@ -128,13 +128,10 @@ let package = Package(
             path: "Benchmarks/bench",
             swiftSettings: swiftSettings
         ),
-        // The bare server + client proxy bench measures beside the gateway: the stack's own cost per request.
+        // The bare SwiftNIO proxy hop bench measures beside the gateway: the data path's floor per request.
         .executableTarget(
             name: "stack-floor",
             dependencies: [
-                "SwitchyardGateway",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

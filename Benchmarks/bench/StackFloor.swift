@@ -4,9 +4,8 @@ import Foundation
 import Glibc
 #endif
 
-/// The bare Hummingbird + AsyncHTTPClient proxy (`stack-floor`, built beside bench) as a child process: the
-/// throughput scenario puts the same load through it, so the gateway's CPU per request can be read against
-/// what its server and client alone cost on this machine.
+/// The bare SwiftNIO proxy hop (`stack-floor`, built beside bench) as a child process: the throughput scenario
+/// puts the same load through it, so the gateway's CPU per request reads as this floor plus the gateway's work.
 final class StackFloor {
     let process: Process
     let url: String
