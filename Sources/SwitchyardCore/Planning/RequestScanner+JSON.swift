@@ -29,6 +29,17 @@ extension RequestScanner {
         i += 1
     }
 
+    /// After a member of an object or array: true when a `,` follows, false (past it) at the closing `close`.
+    mutating func another(_ close: UInt8) throws(RequestScanError) -> Bool {
+        skipSpace()
+        if peek() == UInt8(ascii: ",") {
+            i += 1
+            return true
+        }
+        try expect(close, "invalid JSON: expected ',' or '\(Character(Unicode.Scalar(close)))'")
+        return false
+    }
+
     mutating func literal(_ word: StaticString) throws(RequestScanError) {
         let n = word.utf8CodeUnitCount
         guard i + n <= bytes.count, memcmp(bytes.baseAddress! + i, word.utf8Start, n) == 0 else {
@@ -60,13 +71,7 @@ extension RequestScanner {
                 try expect(UInt8(ascii: ":"))
                 skipSpace()
                 try value(depth: depth + 1, cost: &cost)
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                try expect(UInt8(ascii: "}"), "invalid JSON: expected ',' or '}'")
-                return
+                guard try another(UInt8(ascii: "}")) else { return }
             }
         case UInt8(ascii: "["):
             i += 1
@@ -78,13 +83,7 @@ extension RequestScanner {
             while true {
                 skipSpace()
                 try value(depth: depth + 1, cost: &cost)
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                try expect(UInt8(ascii: "]"), "invalid JSON: expected ',' or ']'")
-                return
+                guard try another(UInt8(ascii: "]")) else { return }
             }
         case UInt8(ascii: "t"): try literal("true")
         case UInt8(ascii: "f"): try literal("false")
