@@ -53,6 +53,13 @@ public enum ChatRequestScan {
     public static func scan(_ text: String) throws(RequestScanError) -> ChatRequestSummary {
         try scan(Array(text.utf8))
     }
+
+    /// Checks that `bytes` hold exactly one JSON value, by the scan's own strict rules (escapes, UTF-8, numbers,
+    /// depth): for documents read whole elsewhere, such as a Messages API request before its translation.
+    static func validateJSON(_ bytes: UnsafeRawBufferPointer) throws(RequestScanError) {
+        var scanner = RequestScanner(bytes: bytes)
+        try scanner.document()
+    }
 }
 
 /// The scan's reader: one pass over the body, the request's shape here, messages and JSON in its extensions.

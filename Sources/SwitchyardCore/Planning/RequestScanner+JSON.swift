@@ -29,6 +29,16 @@ extension RequestScanner {
         i += 1
     }
 
+    /// Exactly one JSON value, with nothing after it.
+    mutating func document() throws(RequestScanError) {
+        skipSpace()
+        if i >= bytes.count { throw RequestScanError(message: "the body is empty", offset: nil) }
+        var ignored = TokenEstimate.TextCost()
+        try value(depth: 1, cost: &ignored)
+        skipSpace()
+        if i < bytes.count { throw fail("unexpected data after the JSON value") }
+    }
+
     /// After a member of an object or array: true when a `,` follows, false (past it) at the closing `close`.
     mutating func another(_ close: UInt8) throws(RequestScanError) -> Bool {
         skipSpace()
