@@ -44,6 +44,9 @@ struct TokenEstimateTests {
             #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#
         )
         #expect(s.estimatedPromptTokens > TokenEstimate.perImage)
+        // Every string of the parts is charged (58 ASCII bytes with the role: 20 tokens), and each
+        // "image_url" in them counts as an image (the type and the key: 2).
+        #expect(s.estimatedPromptTokens == 3 + 4 + 20 + 2 * TokenEstimate.perImage)
     }
 }
 
@@ -64,7 +67,7 @@ struct ChatRequestScanTests {
     }
 
     @Test func maxCompletionTokensCounts() throws {
-        let s = try ChatRequestScan.scan(#"{"model":"m","max_completion_tokens":7,"messages":[{"role":"user","content":null}]}"#)
+        let s = try ChatRequestScan.scan(#"{"model":"m","max_completion_tokens":7,"messages":[{"role":"user","content":"x"}]}"#)
         #expect(s.maxTokens == 7)
     }
 
@@ -84,10 +87,49 @@ struct ChatRequestScanTests {
         (#"{"model":"m","messages":[{"role":"user","content":"x"}]} trailing"#, "after the JSON object"),
         (#"{"model":"m","messages":[{"role":"user","content":"\x"}]}"#, "bad escape"),
         (#"{"model":"m","messages":[{"role":"user","content":"\ud800"}]}"#, "surrogate"),
+        (
+            #"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"wizard","content":"x"}]}"#,
+            "messages[1].role: 'wizard' is not one of system, developer, user, assistant, tool, function (at byte 63)"
+        ),
+        (#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"42"}]}"#, "messages[1].tool_call_id: required for a 'tool' message"),
+        (#"{"model":"m","messages":[{"role":"tool","tool_call_id":7,"content":"42"}]}"#, "messages[0].tool_call_id: must be a string"),
+        (
+            #"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"video","video":{}}]}]}"#,
+            "messages[0].content[1].type: 'video' is not one of text, image_url, input_audio, file, refusal"
+        ),
+        (#"{"model":"m","messages":[{"role":"user","content":[{"type":"vid\u0065o"}]}]}"#, "messages[0].content[0].type: 'video' is not one of"),
+        (#"{"model":"m","messages":[{"role":"user","content":[{"text":"a"}]}]}"#, "messages[0].content[0]: a content part needs a 'type'"),
+        (#"{"model":"m","messages":[{"role":"user","content":["a"]}]}"#, "messages[0].content[0]: a content part must be an object"),
+        (#"{"model":"m","messages":[{"role":"user","content":[{"type":5}]}]}"#, "messages[0].content[0].type: must be a string"),
+        (
+            #"{"model":"m","messages":[{"role":"user","content":null}]}"#,
+            "messages[0].content: null is only allowed in an assistant message with 'tool_calls' or 'function_call'"
+        ),
+        (#"{"model":"m","messages":[{"role":"assistant","content":null}]}"#, "messages[0].content: null is only allowed"),
+        (#"{"model":"m","messages":[{"role":"assistant"}]}"#, "messages[0].content: required, except in an assistant message with 'tool_calls'"),
+        (#"{"model":"m","messages":[{"role":"user","tool_calls":[]}]}"#, "messages[0].content: required"),
     ])
     func refusesWithAClearMessage(body: String, expected: String) {
         let error = #expect(throws: RequestScanError.self) { try ChatRequestScan.scan(body) }
         #expect(error?.description.contains(expected) == true, "\(error?.description ?? "no error")")
+    }
+
+    @Test func acceptsEveryRoleAndPartTheAPIKnows() throws {
+        let body = #"""
+            {"model":"m","messages":[
+             {"role":"developer","content":"d"},{"role":"system","content":[{"type":"text","text":"s"}]},
+             {"role":"user","content":[{"type":"text","text":"t"},{"type":"image_url","image_url":{"url":"u"}},{"type":"input_audio","input_audio":{"data":"AA==","format":"wav"}},{"type":"file","file":{"file_id":"f"}},{"type":"t\u0065xt","text":"e"}]},
+             {"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+             {"role":"tool","tool_call_id":"c1","content":"42"},
+             {"role":"assistant","function_call":{"name":"f","arguments":"{}"}},
+             {"role":"function","name":"f","content":"42"},
+             {"role":"assistant","content":[{"type":"refusal","refusal":"no"}]},
+             {"role":"user","content":[]}
+            ]}
+            """#
+        let s = try ChatRequestScan.scan(body)
+        #expect(s.messageCount == 9)
+        #expect(s.lastRole == "user")
     }
 
     @Test func refusesInvalidUTF8() {
