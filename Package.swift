@@ -41,6 +41,8 @@ let package = Package(
     targets: [
         // The one lock type, shared by the gateway and the fake upstream (see Locked.swift for why not Mutex).
         .target(name: "Locking", swiftSettings: swiftSettings),
+        // A throwaway PostgreSQL cluster (initdb, pg_ctl) for the shared-state tests and bench's replicas scenario.
+        .target(name: "LocalPostgres", dependencies: ["Locking"], swiftSettings: swiftSettings),
         // Pure decision logic: config, planner, health, classifier, retry policy. No sockets.
         .target(
             name: "SwitchyardCore",
@@ -151,6 +153,7 @@ let package = Package(
                 // The crash-recovery test runs the gateway binary as its own process.
                 "switchyard",
                 "Locking",
+                "LocalPostgres",
                 "SwitchyardGateway",
                 "SwitchyardCore",
                 "FakeUpstream",
