@@ -98,14 +98,15 @@ struct BenchCommand: AsyncParsableCommand {
                 throw error
             }
             warn("")
-            warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
+            let figures = report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " ")
+            warn("  \(report.verdict) \(name): " + (report.skipped ? report.notes.joined(separator: "; ") : figures))
             reports.append(report)
         }
         await env.stop()
         Report.printTable(reports)
         if let json { try Report.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
         if let html { try HTMLReport.render(reports).write(toFile: html, atomically: true, encoding: .utf8) }
-        if reports.contains(where: { !$0.passed }) { throw ExitCode(1) }
+        if reports.contains(where: \.failed) { throw ExitCode(1) }
     }
 }
 
@@ -141,7 +142,7 @@ enum Report {
         print("")
         print("scenario      result  figures")
         for report in reports {
-            print("\(report.name.padding(12))  \(report.passed ? "PASS" : "FAIL")    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
+            print("\(report.name.padding(12))  \(report.verdict)    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
             print("\("".padding(12))          pass when: \(report.condition)")
             for note in report.notes { print("\("".padding(12))          \(note)") }
         }
@@ -168,6 +169,7 @@ enum Report {
                 fields.append("\"\(group)\": {" + groups[group]!.map { "\"\($0.0)\": \(value($0.1))" }.joined(separator: ", ") + "}")
             }
             fields.append("\"passed\": \(report.passed)")
+            if report.skipped { fields.append("\"skipped\": true") }
             fields.append("\"condition\": \(quoted(report.condition))")
             if !report.notes.isEmpty { fields.append("\"notes\": [" + report.notes.map(quoted).joined(separator: ", ") + "]") }
             scenarios.append("  \"\(report.name)\": {" + fields.joined(separator: ", ") + "}")
