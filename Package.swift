@@ -124,6 +124,7 @@ let package = Package(
                 "SwitchyardGateway",
                 "FakeUpstream",
                 "CCurlShim",
+                "LocalPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

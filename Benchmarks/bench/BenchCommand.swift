@@ -49,6 +49,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Run only these faults of the gauntlet (comma-separated, e.g. rate_limit,cut).")
     var gauntletFaults: String?
 
+    @Option(
+        name: .long,
+        help: "The replicas scenario's PostgreSQL, postgres://user:password@host:port/db; without it bench starts a throwaway cluster when PostgreSQL is installed, else skips the scenario.")
+    var postgres: String?
+
     func run() async throws {
         #if DEBUG
         warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
@@ -81,9 +86,10 @@ struct BenchCommand: AsyncParsableCommand {
         if let unknown = faults?.filter({ !known.contains($0) }), !unknown.isEmpty {
             throw ValidationError("unknown gauntlet fault(s) \(unknown.joined(separator: ", ")); choose from \(known.joined(separator: ", "))")
         }
+        if let postgres { _ = try ReplicaStore.masked(postgres) }
         let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1, persist: state == "on")
         let runner = Scenarios(
-            env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults))
+            env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults, postgres: postgres))
         var reports: [ScenarioReport] = []
         // The load generator blocks its thread: run it off the cooperative pool.
         for name in scenarios {

@@ -52,6 +52,8 @@ struct BenchOptions {
     var quick = false
     /// Only these faults of the gauntlet (`--gauntlet-faults`); nil runs them all.
     var gauntletFaults: [String]? = nil
+    /// `--postgres`: the replicas scenario's store; nil starts a throwaway cluster (or skips without PostgreSQL).
+    var postgres: String? = nil
 }
 
 /// A latency histogram in nanoseconds, reported in milliseconds.
