@@ -169,8 +169,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BenchTests",
-            // stack-floor: built beside the tests, as bench finds it beside itself.
-            dependencies: ["bench", "stack-floor", "FakeUpstream"],
+            // stack-floor and switchyard (the replicas): built beside the tests, as bench finds them beside itself.
+            dependencies: ["bench", "stack-floor", "switchyard", "FakeUpstream"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
