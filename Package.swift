@@ -41,6 +41,8 @@ let package = Package(
     targets: [
         // The one lock type, shared by the gateway and the fake upstream (see Locked.swift for why not Mutex).
         .target(name: "Locking", swiftSettings: swiftSettings),
+        // A throwaway PostgreSQL cluster (initdb, pg_ctl) for the shared-state tests and bench's replicas scenario.
+        .target(name: "LocalPostgres", dependencies: ["Locking"], swiftSettings: swiftSettings),
         // Pure decision logic: config, planner, health, classifier, retry policy. No sockets.
         .target(
             name: "SwitchyardCore",
@@ -121,6 +123,7 @@ let package = Package(
                 "SwitchyardGateway",
                 "FakeUpstream",
                 "CCurlShim",
+                "LocalPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -147,6 +150,7 @@ let package = Package(
                 // The crash-recovery test runs the gateway binary as its own process.
                 "switchyard",
                 "Locking",
+                "LocalPostgres",
                 "SwitchyardGateway",
                 "SwitchyardCore",
                 "FakeUpstream",
@@ -161,8 +165,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BenchTests",
-            // stack-floor: built beside the tests, as bench finds it beside itself.
-            dependencies: ["bench", "stack-floor", "FakeUpstream"],
+            // stack-floor and switchyard (the replicas): built beside the tests, as bench finds them beside itself.
+            dependencies: ["bench", "stack-floor", "switchyard", "FakeUpstream"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

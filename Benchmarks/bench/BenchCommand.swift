@@ -49,6 +49,11 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Run only these faults of the gauntlet (comma-separated, e.g. rate_limit,cut).")
     var gauntletFaults: String?
 
+    @Option(
+        name: .long,
+        help: "The replicas scenario's PostgreSQL, postgres://user:password@host:port/db; without it bench starts a throwaway cluster when PostgreSQL is installed, else skips the scenario.")
+    var postgres: String?
+
     func run() async throws {
         #if DEBUG
         warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
@@ -81,9 +86,10 @@ struct BenchCommand: AsyncParsableCommand {
         if let unknown = faults?.filter({ !known.contains($0) }), !unknown.isEmpty {
             throw ValidationError("unknown gauntlet fault(s) \(unknown.joined(separator: ", ")); choose from \(known.joined(separator: ", "))")
         }
+        if let postgres { _ = try ReplicaStore.masked(postgres) }
         let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1, persist: state == "on")
         let runner = Scenarios(
-            env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults))
+            env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults, postgres: postgres))
         var reports: [ScenarioReport] = []
         // The load generator blocks its thread: run it off the cooperative pool.
         for name in scenarios {
@@ -98,14 +104,15 @@ struct BenchCommand: AsyncParsableCommand {
                 throw error
             }
             warn("")
-            warn("  \(report.passed ? "PASS" : "FAIL") \(name): " + report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " "))
+            let figures = report.figures.map { "\($0.name)=\(Report.format($0.value))" }.joined(separator: " ")
+            warn("  \(report.verdict) \(name): " + (report.skipped ? report.notes.joined(separator: "; ") : figures))
             reports.append(report)
         }
         await env.stop()
         Report.printTable(reports)
         if let json { try Report.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
         if let html { try HTMLReport.render(reports).write(toFile: html, atomically: true, encoding: .utf8) }
-        if reports.contains(where: { !$0.passed }) { throw ExitCode(1) }
+        if reports.contains(where: \.failed) { throw ExitCode(1) }
     }
 }
 
@@ -141,7 +148,7 @@ enum Report {
         print("")
         print("scenario      result  figures")
         for report in reports {
-            print("\(report.name.padding(12))  \(report.passed ? "PASS" : "FAIL")    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
+            print("\(report.name.padding(12))  \(report.verdict)    " + report.figures.map { "\($0.name)=\(format($0.value))" }.joined(separator: "  "))
             print("\("".padding(12))          pass when: \(report.condition)")
             for note in report.notes { print("\("".padding(12))          \(note)") }
         }
@@ -168,6 +175,7 @@ enum Report {
                 fields.append("\"\(group)\": {" + groups[group]!.map { "\"\($0.0)\": \(value($0.1))" }.joined(separator: ", ") + "}")
             }
             fields.append("\"passed\": \(report.passed)")
+            if report.skipped { fields.append("\"skipped\": true") }
             fields.append("\"condition\": \(quoted(report.condition))")
             if !report.notes.isEmpty { fields.append("\"notes\": [" + report.notes.map(quoted).joined(separator: ", ") + "]") }
             scenarios.append("  \"\(report.name)\": {" + fields.joined(separator: ", ") + "}")

@@ -70,6 +70,9 @@ final class BenchEnvironment: @unchecked Sendable {
         """
     }
 
+    /// Whether bench started the fake upstream itself (not `--gateway`): only then can it start more gateways on it.
+    var ownsFakeUpstream: Bool { ownedFake != nil }
+
     /// Whether the gateway bench starts keeps its state file (`--state off` measures without it).
     private(set) var persist = true
 
@@ -139,20 +142,36 @@ final class BenchEnvironment: @unchecked Sendable {
     /// start (`--gateway`): the scenario then uses that one.
     func startScenarioGateway(name: String, config: (_ listen: String) -> String, keyEnvironment: [String: String]) async throws -> ScenarioGateway? {
         guard ownedFake != nil else { return nil }
-        let folder = directory.appendingPathComponent(name)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let configPath = folder.appendingPathComponent("routes.yaml").path
-        let logPath = folder.appendingPathComponent("gateway.log").path
-        if process != nil, let binary = GatewayLauncher.binary {
-            let port = try freePort()
-            try config("127.0.0.1:\(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
-            let url = "http://127.0.0.1:\(port)"
-            let process = try await GatewayLauncher.spawn(binary: binary, configPath: configPath, keyEnvironment: keyEnvironment, logPath: logPath, url: url)
-            return ScenarioGateway(url: url, logPath: logPath, process: process, inProcess: nil)
+        if process != nil, let spawned = try await spawnScenarioGateway(name: name, config: config, keyEnvironment: keyEnvironment) {
+            return spawned
         }
+        let folder = try scenarioFolder(name)
+        let configPath = folder.appendingPathComponent("routes.yaml").path
         try config("127.0.0.1:0").write(toFile: configPath, atomically: true, encoding: .utf8)
         let launched = try await GatewayLauncher.inProcess(configPath: configPath, keyEnvironment: keyEnvironment)
-        return ScenarioGateway(url: launched.url, logPath: logPath, process: nil, inProcess: launched.parts)
+        return ScenarioGateway(url: launched.url, logPath: folder.appendingPathComponent("gateway.log").path, process: nil, inProcess: launched.parts)
+    }
+
+    /// Starts another gateway for one scenario as a child process of the `switchyard` binary, however this
+    /// environment runs its own: a scenario of several replicas needs processes, since an in-process gateway
+    /// keeps no shared store. Nil when bench did not start the fake upstream (`--gateway`) or the binary is missing.
+    func spawnScenarioGateway(name: String, config: (_ listen: String) -> String, keyEnvironment: [String: String]) async throws -> ScenarioGateway? {
+        guard ownedFake != nil, let binary = GatewayLauncher.binary else { return nil }
+        let folder = try scenarioFolder(name)
+        let configPath = folder.appendingPathComponent("routes.yaml").path
+        let logPath = folder.appendingPathComponent("gateway.log").path
+        let port = try freePort()
+        try config("127.0.0.1:\(port)").write(toFile: configPath, atomically: true, encoding: .utf8)
+        let url = "http://127.0.0.1:\(port)"
+        let process = try await GatewayLauncher.spawn(binary: binary, configPath: configPath, keyEnvironment: keyEnvironment, logPath: logPath, url: url)
+        return ScenarioGateway(url: url, logPath: logPath, process: process, inProcess: nil)
+    }
+
+    /// A folder of its own for one scenario's gateway: its routes file and log.
+    private func scenarioFolder(_ name: String) throws -> URL {
+        let folder = directory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder
     }
 
     /// Rewrites the gateway's routes file with an account limit (nil removes it) and reloads it.

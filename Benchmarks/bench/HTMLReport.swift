@@ -9,7 +9,7 @@ enum HTMLReport {
         body += "<table><tr><th>scenario</th><th>result</th><th>figures</th><th>pass when</th></tr>"
         for r in reports {
             let figures = r.figures.map { "<code>\(escape($0.name))=\(Report.format($0.value))</code>" }.joined(separator: " ")
-            body += "<tr><td>\(r.name)</td><td class=\(r.passed ? "pass" : "fail")>\(r.passed ? "PASS" : "FAIL")</td><td>\(figures)</td><td>\(escape(r.condition))</td></tr>"
+            body += "<tr><td>\(r.name)</td><td class=\(r.skipped ? "skip" : r.passed ? "pass" : "fail")>\(r.verdict)</td><td>\(figures)</td><td>\(escape(r.condition))</td></tr>"
         }
         body += "</table>"
         for r in reports {
@@ -31,7 +31,7 @@ enum HTMLReport {
             body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:32px;color:#1d2330;background:#fbfbfd}
             h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px}.muted{color:#6b7280}
             table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px #0001}td,th{padding:6px 10px;border-bottom:1px solid #eceef3;text-align:left;vertical-align:top}
-            code{font-size:12px;margin-right:8px;white-space:nowrap}pre{font-size:12px;background:#fff;padding:10px;box-shadow:0 1px 2px #0001;white-space:pre-wrap}.pass{color:#0a7d32;font-weight:600}.fail{color:#c0262d;font-weight:600}
+            code{font-size:12px;margin-right:8px;white-space:nowrap}pre{font-size:12px;background:#fff;padding:10px;box-shadow:0 1px 2px #0001;white-space:pre-wrap}.pass{color:#0a7d32;font-weight:600}.fail{color:#c0262d;font-weight:600}.skip{color:#6b7280;font-weight:600}
             svg{background:#fff;box-shadow:0 1px 2px #0001}text{font-size:11px;fill:#4b5563}
             </style></head><body>\(body)</body></html>
             """

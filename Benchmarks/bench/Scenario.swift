@@ -13,6 +13,9 @@ struct ScenarioReport: @unchecked Sendable {
     var figures: [(name: String, value: Double)] = []
     var condition: String
     var passed = false
+    /// The scenario could not run here (what it needs is missing, its notes say what); it neither passes nor
+    /// fails, and does not fail bench's exit code.
+    var skipped = false
     /// Printed under the table and kept in the JSON and HTML reports.
     var notes: [String] = []
     /// Figures for the JSON and HTML reports only (dotted names nest), too many for the table's line.
@@ -26,6 +29,19 @@ struct ScenarioReport: @unchecked Sendable {
 
     func figure(_ name: String) -> Double? { figures.first { $0.name == name }?.value }
     mutating func add(_ name: String, _ value: Double) { figures.append((name, value)) }
+
+    /// PASS, FAIL or SKIP: what the table, the progress line and the HTML report show.
+    var verdict: String { skipped ? "SKIP" : passed ? "PASS" : "FAIL" }
+    /// Whether it ran and missed its condition: what makes bench exit non-zero.
+    var failed: Bool { !skipped && !passed }
+
+    /// A report of a scenario that could not run here, saying why.
+    static func skipped(_ name: String, condition: String, because reason: String) -> ScenarioReport {
+        var report = ScenarioReport(name: name, condition: condition)
+        report.skipped = true
+        report.notes = ["skipped: \(reason)"]
+        return report
+    }
 }
 
 struct BenchOptions {
@@ -36,6 +52,8 @@ struct BenchOptions {
     var quick = false
     /// Only these faults of the gauntlet (`--gauntlet-faults`); nil runs them all.
     var gauntletFaults: [String]? = nil
+    /// `--postgres`: the replicas scenario's store; nil starts a throwaway cluster (or skips without PostgreSQL).
+    var postgres: String? = nil
 }
 
 /// A latency histogram in nanoseconds, reported in milliseconds.

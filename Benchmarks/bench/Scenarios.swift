@@ -14,7 +14,7 @@ struct Scenarios: @unchecked Sendable {
     var chatURL: String { env.gatewayURL + "/v1/chat/completions" }
     var directURL: String { env.fake.baseURL + "/chat/completions" }
 
-    static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream", "account", "gauntlet"]
+    static let all = ["throughput", "failover", "model_outage", "rate_limit", "cache", "context", "stream", "account", "gauntlet", "replicas"]
 
     /// Tags every prompt of this run, so a gateway that outlives one bench run never answers the next from its cache.
     static let run = "run-\(UInt32.random(in: 0...UInt32.max))"
@@ -32,6 +32,7 @@ struct Scenarios: @unchecked Sendable {
         case "stream": return try stream()
         case "account": return try account()
         case "gauntlet": return try gauntlet()
+        case "replicas": return try ReplicasScenario(env: env, options: options).run()
         default: throw BenchError("unknown scenario '\(name)'")
         }
     }
