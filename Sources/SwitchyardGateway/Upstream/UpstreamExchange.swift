@@ -57,7 +57,7 @@ final class UpstreamExchange {
     func start() {
         guard phase == .ready else { return }
         phase = .acquiring
-        timer = pool.loop.scheduleTask(in: headTimeout) { [weak self] in self?.fail(.headTimeout) }
+        timer = pool.loop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in self?.fail(.headTimeout) }
         acquire()
     }
 
@@ -156,7 +156,7 @@ final class UpstreamExchange {
     }
 
     private func armReadTimer(after delay: TimeAmount) {
-        timer = pool.loop.scheduleTask(in: delay) { [weak self] in self?.readTimerFired() }
+        timer = pool.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in self?.readTimerFired() }
     }
 
     private func readTimerFired() {

@@ -61,7 +61,7 @@ final class UpstreamPool: @unchecked Sendable {
             return
         }
         idle[origin, default: []].append(connection)
-        connection.idleTimer = loop.scheduleTask(in: limits.idleTimeout) { [weak connection] in connection?.close() }
+        connection.idleTimer = loop.assumeIsolated().scheduleTask(in: limits.idleTimeout) { [weak connection] in connection?.close() }
     }
 
     /// Closes every connection (shutdown).
@@ -96,6 +96,8 @@ final class UpstreamPool: @unchecked Sendable {
     private func connect(_ origin: UpstreamOrigin, _ handout: @escaping Handout) {
         open[origin, default: 0] += 1
         let connection = UpstreamConnection(origin: origin, pool: self)
+        // The channel is made on this loop: its initializer runs here too.
+        let handler = NIOLoopBound(connection, eventLoop: loop)
         let tls = origin.tls ? self.tls : nil
         if origin.tls, tls == nil {
             open[origin, default: 1] -= 1
@@ -113,10 +115,10 @@ final class UpstreamPool: @unchecked Sendable {
                         try sync.addHandler(handler)
                     }
                     try sync.addHTTPClientHandlers()
-                    try sync.addHandler(connection)
+                    try sync.addHandler(handler.value)
                 }
             }
-        bootstrap.connect(host: origin.host, port: origin.port).whenComplete { [self] result in
+        bootstrap.connect(host: origin.host, port: origin.port).assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success:
                 connections[ObjectIdentifier(connection)] = connection
