@@ -104,7 +104,7 @@ struct ChatCompletionsRoute: Sendable {
     }
 
     /// Waits for the identical request in flight; its answer is a hit, its failure sends this one upstream.
-    private func follow(_ flight: Flight, _ admitted: Admitted) async -> Dispatched {
+    func follow(_ flight: Flight, _ admitted: Admitted) async -> Dispatched {
         let chat = admitted.chat
         if let shared = await flight.wait(untilMono: chat.deadlineMono, channel: chat.channel), !chat.summary.stream || shared.replayable {
             cache.countHit()
@@ -115,7 +115,7 @@ struct ChatCompletionsRoute: Sendable {
     }
 
     /// Upstream, after a last look in the replicas' shared cache tier when this request leads.
-    private func dispatch(_ admitted: Admitted) async -> Dispatched {
+    func dispatch(_ admitted: Admitted) async -> Dispatched {
         let chat = admitted.chat
         if let ticket = admitted.ticket, let cacheKey = admitted.cacheKey, let shared = await sharedHit(cacheKey, stream: chat.summary.stream, at: clock.now()) {
             ticket.land(shared)

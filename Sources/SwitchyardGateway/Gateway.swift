@@ -53,6 +53,9 @@ public struct Gateway: Sendable {
         let router = Router(context: GatewayRequestContext.self)
         router.post("/v1/chat/completions") { request, context in try await chat.handle(request, context: context) }
         router.post("/v1/embeddings") { request, context in try await chat.handle(request, context: context, endpoint: .embeddings) }
+        let messages = MessagesRoute(chat: chat)
+        router.post("/v1/messages") { request, context in try await messages.handle(request, context: context) }
+        router.post("/v1/messages/count_tokens") { request, context in try await messages.countTokens(request, context: context) }
         router.get("/v1/models") { [store, auth] request, _ -> Response in
             if let refusal = auth.check(request.headers[.authorization]) { return refusal.response() }
             return Self.models(store.snapshot.table)

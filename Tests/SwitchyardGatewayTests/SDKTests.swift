@@ -42,4 +42,10 @@ import Glibc
         #expect(status == 0, "\(output.suffix(3000))")
         #expect(output.contains("every check passed"))
     }
+
+    @Test(.enabled(if: available, "no .venv-sdk: run scripts/test with python3 present")) func theAnthropicSDKWorksUnchanged() async throws {
+        let (status, output) = try await Self.run("anthropic_sdk.py")
+        #expect(status == 0, "\(output.suffix(3000))")
+        #expect(output.contains("every check passed"))
+    }
 }
