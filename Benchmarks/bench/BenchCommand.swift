@@ -54,6 +54,9 @@ struct BenchCommand: AsyncParsableCommand {
         help: "The replicas scenario's PostgreSQL, postgres://user:password@host:port/db; without it bench starts a throwaway cluster when PostgreSQL is installed, else skips the scenario.")
     var postgres: String?
 
+    @Flag(inversion: .prefixedNo, help: "Pin bench (load generator, fake upstream) to the first allowed CPU and what it measures to the others.")
+    var pin = true
+
     func run() async throws {
         #if DEBUG
         warn("WARNING: this is a debug build; its figures mean nothing. Run: swift run -c release bench")
@@ -87,6 +90,7 @@ struct BenchCommand: AsyncParsableCommand {
             throw ValidationError("unknown gauntlet fault(s) \(unknown.joined(separator: ", ")); choose from \(known.joined(separator: ", "))")
         }
         if let postgres { _ = try ReplicaStore.masked(postgres) }
+        if pin, gateway == nil { CPUPinning.pinBench() }
         let env = try await BenchEnvironment.start(gateway: gateway, upstream: upstream, fakeThreads: 1, persist: state == "on")
         let runner = Scenarios(
             env: env, options: BenchOptions(duration: duration, concurrency: concurrency, rate: rate, gauntletFaults: faults, postgres: postgres))

@@ -284,8 +284,9 @@ enum GatewayLauncher {
     /// and waits until `url` answers `/healthz`.
     static func spawn(binary: String, configPath: String, keyEnvironment: [String: String], logPath: String, url: String) async throws -> Process {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve", "--config", configPath]
+        let command = CPUPinning.command(binary, ["serve", "--config", configPath])
+        process.executableURL = URL(fileURLWithPath: command.executable)
+        process.arguments = command.arguments
         var env = ProcessInfo.processInfo.environment.merging(keyEnvironment) { $1 }
         env["LOG_LEVEL"] = env["LOG_LEVEL"] ?? "info"
         process.environment = env

@@ -24,8 +24,9 @@ final class StackFloor {
         }
         let port = try freePort()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["--port", String(port), "--upstream", upstream]
+        let command = CPUPinning.command(binary, ["--port", String(port), "--upstream", upstream])
+        process.executableURL = URL(fileURLWithPath: command.executable)
+        process.arguments = command.arguments
         process.environment = ProcessInfo.processInfo.environment.merging(["BENCH_KEY_1": BenchEnvironment.keys[0]]) { $1 }
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -145,4 +145,11 @@ import Testing
         #expect(!Gauntlet.verdict(result(400, refusal, attempts: "2"), prompt: prompt, stream: false, expect: .refusal(status: 400)).ok)
         #expect(!Gauntlet.verdict(result(502, refusal), prompt: prompt, stream: false, expect: .refusal(status: 400)).ok)
     }
+
+    @Test func pinningSplitsTheAllowedCPUsBetweenBenchAndWhatItMeasures() {
+        #expect(CPUPinning.parse(list: " 0-3,6\n") == [0, 1, 2, 3, 6])
+        #expect(CPUPinning.split([0]) == nil, "one CPU: nothing to pin apart")
+        #expect(CPUPinning.split([2, 3]) == CPUPinning.Plan(loadGenerator: [2], targets: [3]))
+        #expect(CPUPinning.split([0, 1, 2, 3])?.targets == [1, 2, 3])
+    }
 }
