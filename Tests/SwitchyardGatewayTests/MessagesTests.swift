@@ -117,6 +117,21 @@ import Testing
         }
     }
 
+    @Test func aFailingKeyAndAFallenModelAreFailedOverAsForChat() async throws {
+        // Key 1 rejected by the provider; the route's first model failing on every key.
+        let script = #"keys: { \#(Harness.key(1)): invalid_key }\#nmodels_behavior: { "\#(Self.fast)": error_503 }"#
+        try await withHarness(script: script) { h in
+            for i in 0..<4 {
+                let reply = try await Self.post(h, Self.request("fail over \(i)"))
+                #expect(reply.status == 200, "\(reply.body)")
+                #expect(reply.header("x-switchyard-model") != "fast-8k" && reply.header("x-switchyard-key") != "openrouter#1")
+                let message = try JSONDecoder().decode(Message.self, from: Data(reply.body.utf8))
+                #expect(message.content.first?.text == expectedAnswer("fail over \(i)"))
+            }
+            #expect(h.keyState("openrouter#1") == "removed" || !h.upstreamRequests().contains { $0.key == "openrouter#1" })
+        }
+    }
+
     @Test func errorsAreAnthropicsShapeAndStatus() async throws {
         try await withHarness(script: "default: { fault: rate_limit, retry_after: 30 }", tokens: ["sk-client"]) { h in
             let noKey = try await Self.post(h, Self.request("x"))
