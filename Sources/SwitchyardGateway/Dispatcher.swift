@@ -283,12 +283,13 @@ public final class Dispatcher: Sendable {
                 walk.gaveUp = .deadline
                 break
             }
+            let outcome: Outcome
             switch await attempt(request, model: model, key: key, number: walk.attempts, budget: budget) {
-            case .answered(let answer):
-                return .answered(answer)
-            case .failed(let outcome):
-                if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
+            case .answered(let answer): return .answered(answer)
+            case .failed(let failed): outcome = failed
             }
+            // Outside the switch, where `break` ends the walk (inside it, it ended only the switch).
+            if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
         }
         return .failed(failure(walk, request), attempts: walk.attempts)
     }

@@ -127,6 +127,32 @@ import Testing
         }
     }
 
+    /// The walk stops where the retry policy says, on a later attempt as on the first: a refusal by the route's
+    /// second model comes back as it is, and the third model never hears of the request.
+    @Test(arguments: [false, true])
+    func aContentRefusalAfterAFailoverComesBackAtOnce(stream: Bool) async throws {
+        let script = #"models_behavior: { "meta-llama/llama-3.1-8b-instruct:free": model_gone, "google/gemma-2-9b-it:free": content_policy }"#
+        try await withHarness(script: script) { h in
+            let reply = try await h.post(chat("refused second", stream: stream))
+            #expect(reply.status == 400, "\(reply.body)")
+            #expect(reply.body.contains("content_policy_violation"))
+            let log = h.fake.log()
+            #expect(log.perModel["google/gemma-2-9b-it:free"] == 1)
+            #expect(log.perModel["microsoft/phi-3-mini-128k-instruct:free"] == nil, "the walk went on past the refusal")
+        }
+    }
+
+    /// `max_attempts` bounds the walk whichever attempt fails: with every model failing, exactly that many are made.
+    @Test func maxAttemptsBoundsTheWalk() async throws {
+        let config = Harness.config.replacingOccurrences(of: "max_attempts: 6", with: "max_attempts: 2")
+        try await withHarness(config: config, script: "default: model_gone") { h in
+            let reply = try await h.post(chat("every model gone"))
+            #expect(reply.status >= 500, "\(reply.body)")
+            #expect(reply.header("x-switchyard-attempts") == "2")
+            #expect(h.fake.log().total == 2)
+        }
+    }
+
     @Test func invalidKeysAreRemovedAndTheirErrorsRedacted() async throws {
         let dead = Harness.key(1)
         try await withHarness(script: "keys: { \(dead): invalid_key }") { h in
