@@ -115,6 +115,9 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 passOn(context, .head(head))
                 if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
                 context.fireChannelRead(wrapInboundOut(.end(trailers)))
+                // The whole request has passed on: the next one is read afresh (left `.passing`, the request after
+                // every stream went through Hummingbird's slower path).
+                state = .idle
             }
         case (.passing, .end):
             state = .idle
