@@ -19,15 +19,16 @@ public final class UpstreamClient: Sendable {
     /// - Parameters:
     ///   - readTimeout: the longest silence between two parts of a response body.
     ///   - connectionsPerHost: open connections per origin and event loop, at most.
+    ///   - tls: for https upstreams; the default trusts the system's roots and checks certificates fully.
     public init(
         connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(30), connectionsPerHost: Int = 256,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: TLSConfiguration = .makeClientConfiguration()
     ) {
         self.group = group
         self.readTimeout = .nanoseconds(readTimeout.nanoseconds)
         let limits = UpstreamPool.Limits(maxPerOrigin: connectionsPerHost, connectTimeout: .nanoseconds(connectTimeout.nanoseconds))
         // Without trust roots (a system with none) https upstreams fail to connect with a clear reason.
-        let tls = try? NIOSSLContext(configuration: .makeClientConfiguration())
+        let tls = try? NIOSSLContext(configuration: tls)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]
         for loop in group.makeIterator() {
             pools[ObjectIdentifier(loop)] = UpstreamPool(loop: loop, limits: limits, tls: tls)
