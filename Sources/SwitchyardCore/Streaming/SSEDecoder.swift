@@ -13,17 +13,25 @@ public struct SSEDecoder: Sendable {
     public init() {}
 
     /// Feeds bytes; calls `emit` with each complete event's data (multi-line data joined by `\n`).
-    public mutating func feed(_ bytes: some Sequence<UInt8>, emit: ([UInt8]) -> Void) {
-        for byte in bytes {
-            if byte == 0x0A {
-                endLine(emit)
-            } else {
-                line.append(byte)
-                if line.count > Self.maxEventBytes {
-                    overflowed = true
-                    line.removeAll()
-                }
+    public mutating func feed(_ bytes: [UInt8], emit: ([UInt8]) -> Void) {
+        bytes.withUnsafeBytes { feed($0, emit: emit) }
+    }
+
+    /// Feeds bytes in place. Each line is found with one scan for its newline and copied in one piece: taken a
+    /// byte at a time through a generic sequence, decoding cost more than everything else a streamed token costs.
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer, emit: ([UInt8]) -> Void) {
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != 0x0A { end += 1 }
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            if line.count > Self.maxEventBytes {
+                overflowed = true
+                line.removeAll()
             }
+            guard end < bytes.count else { return }
+            endLine(emit)
+            start = end + 1
         }
     }
 

@@ -40,7 +40,7 @@ final class UpstreamEvents: @unchecked Sendable {
             var decoder = SSEDecoder()
             do {
                 for try await buffer in body {
-                    decoder.feed(buffer.readableBytesView) { continuation.yield($0) }
+                    buffer.withUnsafeReadableBytes { bytes in decoder.feed(bytes) { continuation.yield($0) } }
                 }
                 continuation.finish()
             } catch {
