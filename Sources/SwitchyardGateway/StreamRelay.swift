@@ -235,20 +235,38 @@ extension Dispatcher {
     /// Forwards events until the stream ends one way or another.
     private func pump(_ session: StreamSession, _ writer: inout any ResponseBodyWriter) async -> StreamEnding {
         let classifier = session.request.snapshot.classifiers[session.request.snapshot.table.models[session.model].provider]
+        // Events that arrived together are written together: one write and flush for all of them, made before
+        // waiting for more (and before any ending), so nothing that arrived waits for what has not.
+        var unwritten = ByteBuffer()
+        func flush(_ writer: inout any ResponseBodyWriter) async -> Bool {
+            guard unwritten.readableBytes > 0 else { return true }
+            defer { unwritten.clear() }
+            do { try await writer.write(unwritten) } catch { return false }
+            return true
+        }
         do {
-            while let event = try await session.events.next() {
+            while true {
+                let event: [UInt8]
+                if let arrived = session.events.nextArrived() {
+                    event = arrived
+                } else {
+                    guard await flush(&writer) else { return .writeFailed }
+                    guard let next = try await session.events.next() else { break }
+                    event = next
+                }
                 if StreamChunkScan.isDone(event) {
-                    do { try await writer.write(Self.done) } catch { return .writeFailed }
-                    return .completed
+                    unwritten.writeImmutableBuffer(Self.done)
+                    return await flush(&writer) ? .completed : .writeFailed
                 }
                 guard let chunk = StreamChunkScan.scan(event) else { continue }
                 if chunk.isError {
+                    guard await flush(&writer) else { return .writeFailed }
                     return .interrupted(classifier.classifyStreamError(event: event, secrets: session.request.snapshot.secrets))
                 }
                 if chunk.finishReason != nil { session.finishSeen = true }
                 Self.note(chunk, in: session)
                 session.delivered += chunk.content
-                do { try await writer.write(Self.frame(event)) } catch { return .writeFailed }
+                unwritten.writeImmutableBuffer(Self.frame(event))
             }
             // The upstream closed cleanly. Finished without [DONE]: finalise it; unfinished: it was cut.
             if session.finishSeen {

@@ -17,7 +17,11 @@ enum StreamFault: Error, Sendable {
 /// client disconnects, and cancelling the reader cancels the upstream request at once.
 final class UpstreamEvents: @unchecked Sendable {
     // One consumer at a time (the handler, then the response writer): the iterator is never shared.
-    private var iterator: AsyncThrowingStream<[UInt8], any Error>.AsyncIterator
+    // Each element holds the events of one read from the upstream, so what arrived together can leave together.
+    private var iterator: AsyncThrowingStream<[[UInt8]], any Error>.AsyncIterator
+    /// Events of the last read not taken yet.
+    private var pending: [[UInt8]] = []
+    private var taken = 0
     private let activity: Activity
     private let reader: Task<Void, Never>
     private let watchdog: Task<Void, Never>
@@ -31,7 +35,7 @@ final class UpstreamEvents: @unchecked Sendable {
         response: UpstreamResponse, firstTokenTimeout: Duration, idleTimeout: Duration, deadlineMono: UInt64,
         channel: (any Channel)?
     ) {
-        let (stream, continuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream(bufferingPolicy: .unbounded)
+        let (stream, continuation) = AsyncThrowingStream<[[UInt8]], any Error>.makeStream(bufferingPolicy: .unbounded)
         iterator = stream.makeAsyncIterator()
         let activity = Activity()
         self.activity = activity
@@ -40,7 +44,9 @@ final class UpstreamEvents: @unchecked Sendable {
             var decoder = SSEDecoder()
             do {
                 for try await buffer in body {
-                    buffer.withUnsafeReadableBytes { bytes in decoder.feed(bytes) { continuation.yield($0) } }
+                    var events: [[UInt8]] = []
+                    buffer.withUnsafeReadableBytes { bytes in decoder.feed(bytes) { events.append($0) } }
+                    if !events.isEmpty { continuation.yield(events) }
                 }
                 continuation.finish()
             } catch {
@@ -75,8 +81,22 @@ final class UpstreamEvents: @unchecked Sendable {
 
     /// The next event's data, nil at the end of the stream.
     func next() async throws -> [UInt8]? {
-        let event = try await iterator.next()
-        if event != nil, activity.outputStarted.load(ordering: .relaxed) {
+        while taken == pending.count {
+            guard let events = try await iterator.next() else { return nil }
+            (pending, taken) = (events, 0)
+        }
+        return take()
+    }
+
+    /// The next event when it has already arrived, without waiting for one.
+    func nextArrived() -> [UInt8]? {
+        taken < pending.count ? take() : nil
+    }
+
+    private func take() -> [UInt8] {
+        let event = pending[taken]
+        taken += 1
+        if activity.outputStarted.load(ordering: .relaxed) {
             activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
         }
         return event
