@@ -82,17 +82,16 @@ final class TLSAnswerServer: Sendable {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let (certPath, keyPath) = (folder.appendingPathComponent("cert.pem").path, folder.appendingPathComponent("key.pem").path)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(openssl))
-        process.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost", "-keyout", keyPath, "-out", certPath,
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "openssl could not make a certificate")
+        // posix_spawn, not Foundation's Process (see GatewayProcess.Child).
+        let openssl = try GatewayProcess.spawn(
+            executable: try #require(openssl),
+            arguments: [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost", "-keyout", keyPath, "-out", certPath,
+            ],
+            environment: [:], log: folder.appendingPathComponent("openssl.log").path)
+        _ = openssl.wait()
+        try #require(FileManager.default.fileExists(atPath: certPath), "openssl could not make a certificate")
         return (try NIOSSLCertificate(file: certPath, format: .pem), try NIOSSLPrivateKey(file: keyPath, format: .pem))
     }
 
