@@ -13,8 +13,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let chunk = StreamChunkScan.scan(event) { _ = chunk.usageJSON }
         _ = StreamChunkScan.isValidJSON(event)
     }
-    decoder.feed(bytes[..<split], emit: onEvent)
-    decoder.feed(bytes[split...], emit: onEvent)
+    bytes.withUnsafeBytes { raw in
+        decoder.feed(UnsafeRawBufferPointer(rebasing: raw[..<split]), emit: onEvent)
+        decoder.feed(UnsafeRawBufferPointer(rebasing: raw[split...]), emit: onEvent)
+    }
     return 0
 }
 
