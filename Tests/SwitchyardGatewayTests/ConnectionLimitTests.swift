@@ -64,7 +64,9 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(100))
             }
             let after = try #require(cutOff, "the trickled second request was never cut off")
-            #expect(after >= 0.9 && after < 2.5 * timingScale, "cut off after \(after) s")
+            // Whole, the trickle takes about 20 s and the idle timeout is 60 s: within 5 s it was the read timeout
+            // (2.5 s proved too tight while the SDK tests start Python beside this one: 2.53 s in two CI runs).
+            #expect(after >= 0.9 && after < 5 * timingScale, "cut off after \(after) s")
         }
     }
 
