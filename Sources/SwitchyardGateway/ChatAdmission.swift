@@ -32,7 +32,7 @@ enum Admission: Sendable {
 extension ChatCompletionsRoute {
     /// The refusals that need only the head, in this order: the gateway full, a bad token, a client over its
     /// rate, a body that is not JSON. Otherwise the request's place among those in flight.
-    func admitHead(_ fields: HTTPFields, client: @autoclosure () -> String, _ table: RoutingTable) -> Result<InFlightLimit.Slot, GatewayError> {
+    func admitHead(_ fields: AdmissionHeaders, client: @autoclosure () -> String, _ table: RoutingTable) -> Result<InFlightLimit.Slot, GatewayError> {
         // Shed load at once rather than queue without bound; a streaming answer holds its slot until it ends.
         guard let slot = inFlight.acquire(limit: table.server.maxInFlight) else {
             return .failure(
@@ -40,7 +40,7 @@ extension ChatCompletionsRoute {
                     status: .tooManyRequests, message: "the gateway is at its limit of \(table.server.maxInFlight) requests in flight; retry shortly",
                     type: "rate_limit_error", code: "gateway_overloaded", retryAfter: 1))
         }
-        if let refusal = auth.check(fields[.authorization]) { return .failure(refusal) }
+        if let refusal = auth.check(fields.authorization) { return .failure(refusal) }
         if let perMinute = table.server.clientRequestsPerMinute, let wait = clientLimit.admit(client: client(), perMinute: perMinute, at: clock.now()) {
             let seconds = max(1, Int(wait.seconds.rounded(.up)))
             return .failure(
@@ -48,7 +48,7 @@ extension ChatCompletionsRoute {
                     status: .tooManyRequests, message: "this client is over its limit of \(perMinute) requests a minute; retry in \(seconds)s",
                     type: "rate_limit_error", code: "client_rate_limited", retryAfter: seconds))
         }
-        if let type = fields[.contentType], !type.lowercased().hasPrefix("application/json") {
+        if let type = fields.contentType, !type.lowercased().hasPrefix("application/json") {
             return .failure(
                 GatewayError(
                     status: .unsupportedMediaType, message: "send the request as application/json (got \(type))", type: "invalid_request_error",
@@ -60,7 +60,7 @@ extension ChatCompletionsRoute {
     /// Everything decided once the whole body is in: its scan (or `prepared`'s), the route, the cache, identical
     /// requests in flight.
     func admitBody(
-        _ fields: HTTPFields, body: ByteBuffer, snapshot: RoutingSnapshot, prepared: Prepared?, channel: (any Channel)?, watchesClient: Bool,
+        _ fields: AdmissionHeaders, body: ByteBuffer, snapshot: RoutingSnapshot, prepared: Prepared?, channel: (any Channel)?, watchesClient: Bool,
         slot: InFlightLimit.Slot, started: UInt64, endpoint: UpstreamEndpoint = .chatCompletions
     ) -> Admission {
         let table = snapshot.table
@@ -90,14 +90,14 @@ extension ChatCompletionsRoute {
         if let wrongKind = Self.wrongKind(route, for: endpoint) { return .refused(PlainAnswer(wrongKind)) }
         let now = clock.now()
         let chat = ChatRequest(
-            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
+            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields.affinity, deadline: now + table.retry.requestDeadline,
             deadlineMono: Monotonic.now() + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel, watchesClient: watchesClient,
             endpoint: endpoint)
         // The cache: a hit answers at once; an identical request in flight is waited for; otherwise this one leads.
-        let policy = CachePolicy.decide(cacheControl: fields[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
+        let policy = CachePolicy.decide(cacheControl: fields.cacheControl, routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
         var cacheKey: CacheKey?
         if policy.store {
-            let scope = cacheScope(authorization: fields[.authorization], table)
+            let scope = cacheScope(authorization: fields.authorization, table)
             cacheKey = prepared?.cacheKey ?? body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
         }
         var admitted = Admitted(chat: chat, started: started, cacheKey: cacheKey, ticket: nil, cacheHeader: policy.headerWhenNotHit, slot: slot)
@@ -143,8 +143,8 @@ extension ChatCompletionsRoute {
     }
 
     /// Who a per-client limit counts against: the client token, or the peer's address when the gateway is open.
-    func clientIdentity(_ fields: HTTPFields, channel: (any Channel)?) -> String {
-        if !auth.isOpen, let authorization = fields[.authorization] { return authorization }
+    func clientIdentity(_ fields: AdmissionHeaders, channel: (any Channel)?) -> String {
+        if !auth.isOpen, let authorization = fields.authorization { return authorization }
         return channel?.remoteAddress?.ipAddress ?? "unknown"
     }
 

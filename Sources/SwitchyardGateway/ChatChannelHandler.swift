@@ -3,32 +3,30 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import Locking
-import NIOHTTPTypes
+import NIOHTTP1
 import SwitchyardCore
 
 /// Serves `POST /v1/chat/completions` inside the connection's channel pipeline, on the event loop that read
-/// the request: cache hits at once, other plain (non-streaming) requests through `ChatCompletionsRoute.handle`
-/// in a task of their own. Streams and every other path pass on to Hummingbird unchanged.
+/// the request, straight from NIOHTTP1's parts: cache hits at once, other plain (non-streaming) requests on this
+/// loop through `PlainProxy` (or in a task when a shared store must be asked first). Streams and every other
+/// path pass on to Hummingbird (its HTTPTypes codec and router), which sits behind this handler.
 ///
-/// Through Hummingbird's async path each request also paid for an async channel hand-over each way, the
-/// router and a task hop (about 80 µs of a 230 µs cache hit at concurrency 1). And Hummingbird does not
-/// cancel a handler whose client has gone; here a closed connection cancels its task, and with it the
-/// upstream call. Answers keep their order: while an answer is being made, further requests of a pipelining
-/// client wait (reads are held), and once a request has passed on, later ones follow it. The handler sits
-/// after Hummingbird's connection-state handler, which therefore sees every request and answer for its idle
-/// and shutdown rules.
+/// The handler also owns the connection's timing for every request, its own and those passed on
+/// (`ConnectionLifecycle`: read timeout, idle timeout, closing after the last answer once the server shuts
+/// down), so Hummingbird's connection-state handler is taken out of the pipeline. Answers keep their order:
+/// while an answer is being made, further requests of a pipelining client wait, and once a request has passed
+/// on, later ones follow it. A closed connection cancels the answer being made, and with it the upstream call.
 final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias InboundOut = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
 
     private enum State {
         /// Between requests.
         case idle
         /// Holding a chat request until its end arrives.
-        case holding(HTTPRequest, ByteBuffer)
+        case holding(HTTPRequestHead, ByteBuffer)
         /// Passing the current request on as it arrives.
         case passing
         /// The answer is being made: on this loop, or by a task.
@@ -57,16 +55,20 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests passed on whose answers have not ended: while any are, requests pass on too.
     private var passedOn = 0
     /// Parts that arrived while an answer was being made (a pipelining client), replayed after it.
-    private var queued: [HTTPRequestPart] = []
+    private var queued: [HTTPServerRequestPart] = []
     /// A read asked for while an answer was being made, issued once it is out.
     private var readHeld = false
     /// Set once the connection is gone: an answer that still comes is not written.
     private var removed = false
+    private var lifecycle: ConnectionLifecycle
+    /// Due at `lifecycle.deadline` or earlier; nil while nothing needs timing.
+    private var timer: Scheduled<Void>?
 
-    init(route: ChatCompletionsRoute, serverName: String, logger: Logger) {
+    init(route: ChatCompletionsRoute, serverName: String, readTimeout: Duration, idleTimeout: Duration, logger: Logger) {
         self.route = route
         self.serverName = serverName
         self.logger = logger
+        lifecycle = ConnectionLifecycle(readTimeout: readTimeout, idleTimeout: idleTimeout, now: Monotonic.now())
     }
 
     private var isAnswering: Bool {
@@ -74,8 +76,22 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return false
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        // The decoder emits nothing until a head is complete, so the first raw byte of a request is watched for
+        // in front of it.
+        try? context.pipeline.syncOperations.addHandler(RequestStartWatcher(owner: self, context: context), position: .first)
+        arm(context)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        switch part {
+        case .head:
+            lifecycle.requestBegan(now: Monotonic.now())
+            arm(context)
+        case .body: break
+        case .end: lifecycle.requestRead()
+        }
         if isAnswering {
             queued.append(part)
         } else {
@@ -83,10 +99,10 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+    private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
-            if passedOn == 0, head.method == .post, head.path == "/v1/chat/completions" {
+            if passedOn == 0, head.method == .POST, head.uri == "/v1/chat/completions", head.version == .http1_1 {
                 maxBody = route.store.snapshot.table.server.maxBodyBytes
                 state = .holding(head, context.channel.allocator.buffer(capacity: 0))
             } else {
@@ -105,7 +121,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.holding(let head, let body), .end(let trailers)):
             state = .idle
-            switch route.pipelineDecision(head: head, body: body, channel: context.channel) {
+            switch route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel) {
             case .hit(let answer, let chat, let started):
                 write(context, answer)
                 route.logHit(chat, started: started)
@@ -128,7 +144,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Starts passing the current request on.
-    private func passOn(_ context: ChannelHandlerContext, _ head: HTTPRequestPart) {
+    private func passOn(_ context: ChannelHandlerContext, _ head: HTTPServerRequestPart) {
         passedOn += 1
         state = .passing
         context.fireChannelRead(wrapInboundOut(head))
@@ -181,18 +197,19 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Writes a whole answer in one flush, with the headers every answer carries.
     private func write(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
-        write(context, status: answer.status, answer.fields, answer.body)
-    }
-
-    private func write(_ context: ChannelHandlerContext, status: HTTPResponse.Status, _ fields: HTTPFields, _ body: ByteBuffer) {
-        var fields = fields
-        fields[.contentLength] = String(body.readableBytes)
-        fields[.date] = SecondCache.httpDate.now()
-        fields[.server] = serverName
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(answer.fields.count + 3)
+        for field in answer.fields { headers.add(name: field.name.canonicalName, value: field.value) }
+        headers.add(name: "content-length", value: String(answer.body.readableBytes))
+        headers.add(name: "date", value: SecondCache.httpDate.now())
+        headers.add(name: "server", value: serverName)
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status.code), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        answerEnded(context)
     }
 
     /// Reads go on while an answer is being made (holding them costs two `epoll_ctl` per request); only a
@@ -207,17 +224,54 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Answers Hummingbird makes for requests passed on.
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data), passedOn > 0 { passedOn -= 1 }
+        guard case .end = unwrapOutboundIn(data) else { return context.write(data, promise: promise) }
+        if passedOn > 0 { passedOn -= 1 }
         context.write(data, promise: promise)
+        answerEnded(context)
     }
 
-    /// A client whose input ends while Hummingbird serves one of its requests has gone, as nginx takes it:
-    /// the connection is closed, so that request's upstream call, which watches it, ends too. (Hummingbird
-    /// allows half-closure and would keep the connection, and the upstream call, open until the answer.)
-    /// Requests this handler answers itself end the same way: Hummingbird, with none of its own in flight,
-    /// closes the connection.
+    // MARK: the connection's timing
+
+    /// Raw bytes arrived (from `RequestStartWatcher`): on a waiting connection a request has begun.
+    fileprivate func bytesArrived(_ context: ChannelHandlerContext) {
+        lifecycle.bytesArrived(now: Monotonic.now())
+    }
+
+    private func answerEnded(_ context: ChannelHandlerContext) {
+        switch lifecycle.answerEnded(now: Monotonic.now()) {
+        case .close:
+            context.flush()
+            context.close(promise: nil)
+        case .none:
+            arm(context)
+        }
+    }
+
+    /// Sets the connection's one timer when none is set and something needs timing.
+    private func arm(_ context: ChannelHandlerContext) {
+        guard timer == nil, !removed, let deadline = lifecycle.deadline else { return }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: .uptimeNanoseconds(deadline)) { [self] in
+            timer = nil
+            switch lifecycle.timerFired(now: Monotonic.now()) {
+            case .close: context.close(promise: nil)
+            case .none: arm(context)
+            }
+        }
+    }
+
+    /// Once the server is shutting down, the connection closes after the answers in flight (Hummingbird's
+    /// connection-state handler, which did this, is gone from the pipeline). A client whose input ends while
+    /// Hummingbird serves one of its requests has gone, as nginx takes it: the connection is closed, so that
+    /// request's upstream call, which watches it, ends too. (Hummingbird allows half-closure and would keep the
+    /// connection, and the upstream call, open until the answer.) Requests this handler answers itself end the
+    /// same way: Hummingbird, with none of its own in flight, closes the connection.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            if lifecycle.quiesce() == .close { context.close(promise: nil) }
+            return
+        }
         if case ChannelEvent.inputClosed = event, passedOn > 0 {
             context.close(promise: nil)
             return
@@ -225,17 +279,38 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// A closed connection takes its answer's task, and so its upstream call, with it. (Hummingbird's
-    /// connection-state handler, ahead of this one, does not pass `channelInactive` on; removal always comes.)
+    /// A closed connection takes its answer's task, and so its upstream call, with it.
     func handlerRemoved(context: ChannelHandlerContext) {
         removed = true
+        timer?.cancel()
+        timer = nil
         if case .answering(let answering) = state { answering.cancel() }
         state = .idle
         queued = []
     }
 }
 
-/// Hummingbird's HTTP/1.1 channel with `ChatChannelHandler` placed after its connection-state handler.
+/// Sits first in the pipeline and tells `ChatChannelHandler` when raw bytes arrive, before a head is whole.
+private final class RequestStartWatcher: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let owner: ChatChannelHandler
+    private let ownerContext: ChannelHandlerContext
+
+    init(owner: ChatChannelHandler, context: ChannelHandlerContext) {
+        self.owner = owner
+        ownerContext = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        owner.bytesArrived(ownerContext)
+        context.fireChannelRead(data)
+    }
+}
+
+/// Hummingbird's HTTP/1.1 channel with `ChatChannelHandler` right after NIOHTTP1's codec, ahead of Hummingbird's
+/// HTTPTypes codec, and in place of its connection-state handler.
 struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     typealias Value = HTTP1Channel.Value
 
@@ -247,8 +322,9 @@ struct GatewayHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         base.setup(channel: channel, logger: logger).flatMapThrowing { value in
             let operations = channel.pipeline.syncOperations
-            let state = try operations.handler(type: HTTPConnectionStateHandler.self)
-            try operations.addHandler(makeChatHandler(), position: .after(state))
+            let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
+            try operations.addHandler(makeChatHandler(), position: .after(decoder))
+            operations.removeHandler(try operations.handler(type: HTTPConnectionStateHandler.self), promise: nil)
             return value
         }
     }

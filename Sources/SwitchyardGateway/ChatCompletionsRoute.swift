@@ -38,8 +38,9 @@ struct ChatCompletionsRoute: Sendable {
         let started = Monotonic.now()
         let snapshot = store.snapshot
         let table = snapshot.table
+        let fields = AdmissionHeaders(request.headers)
         let slot: InFlightLimit.Slot
-        switch admitHead(request.headers, client: clientIdentity(request.headers, channel: context.channel), table) {
+        switch admitHead(fields, client: clientIdentity(fields, channel: context.channel), table) {
         case .failure(let refusal): return refusal.response()
         case .success(let admitted): slot = admitted
         }
@@ -54,7 +55,7 @@ struct ChatCompletionsRoute: Sendable {
             ).response()
         }
         let admission = admitBody(
-            request.headers, body: body, snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true, slot: slot, started: started,
+            fields, body: body, snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true, slot: slot, started: started,
             endpoint: endpoint)
         switch admission {
         case .refused(let answer):
@@ -155,11 +156,10 @@ struct ChatCompletionsRoute: Sendable {
 
     /// Plain requests are admitted here (and answered on the connection's loop when they can be); a stream is
     /// answered here only from the cache, else passed on to the full path with `Connection`-header requests.
-    func pipelineDecision(head: HTTPRequest, body: ByteBuffer, channel: any Channel) -> PipelineDecision {
+    func pipelineDecision(_ fields: AdmissionHeaders, body: ByteBuffer, channel: any Channel) -> PipelineDecision {
         let started = Monotonic.now()
         let snapshot = store.snapshot
-        let fields = head.headerFields
-        guard fields[.connection] == nil else { return .passOn }
+        guard fields.connection == nil else { return .passOn }
         let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
         let table = snapshot.table
         guard case .success(let summary) = scanned, summary.stream else {
@@ -174,18 +174,18 @@ struct ChatCompletionsRoute: Sendable {
         // A stream: only a hit is answered here, and only when nothing the full path would count or refuse first
         // (a client rate limit, a bad token, a body over the limit) applies.
         guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, body.readableBytes <= table.server.maxBodyBytes,
-            auth.check(fields[.authorization]) == nil, let route = table.target(named: summary.model)
+            auth.check(fields.authorization) == nil, let route = table.target(named: summary.model)
         else { return .passOn }
-        if let type = fields[.contentType], !type.lowercased().hasPrefix("application/json") { return .passOn }
-        let policy = CachePolicy.decide(cacheControl: fields[.cacheControl], routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
+        if let type = fields.contentType, !type.lowercased().hasPrefix("application/json") { return .passOn }
+        let policy = CachePolicy.decide(cacheControl: fields.cacheControl, routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
         guard policy.lookup, policy.store else { return .passOn }
-        let scope = cacheScope(authorization: fields[.authorization], table)
+        let scope = cacheScope(authorization: fields.authorization, table)
         let now = clock.now()
         guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }),
             let hit = cache.lookup(key, at: now), hit.replayable
         else { return .passOn }
         let chat = ChatRequest(
-            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields[Self.affinity], deadline: now + table.retry.requestDeadline,
+            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields.affinity, deadline: now + table.retry.requestDeadline,
             deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
         return .hit(hitAnswer(hit, chat), chat, started: started)
     }

@@ -27,9 +27,8 @@ extension Gateway {
         host: String, port: Int, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let server = store.snapshot.table.server
-        let readTimeout = TimeAmount.nanoseconds(server.requestReadTimeout.nanoseconds)
-        let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [RequestReadTimeout(timeout: readTimeout)], idleTimeout: .nanoseconds(server.idleTimeout.nanoseconds))
+        // Idle and read timeouts are `ChatChannelHandler`'s, for every request on the connection.
+        let http1 = HTTP1Channel.Configuration(idleTimeout: nil)
         let chat = chatRoute()
         let serverName = "switchyard"
         return Application(
@@ -37,7 +36,10 @@ extension Gateway {
             server: HTTPServerBuilder { responder in
                 GatewayHTTP1Channel(
                     base: HTTP1Channel(responder: responder, configuration: http1),
-                    makeChatHandler: { ChatChannelHandler(route: chat, serverName: serverName, logger: logger) })
+                    makeChatHandler: {
+                        ChatChannelHandler(
+                            route: chat, serverName: serverName, readTimeout: server.requestReadTimeout, idleTimeout: server.idleTimeout, logger: logger)
+                    })
             },
             configuration: .init(address: .hostname(host, port: port), serverName: serverName),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },

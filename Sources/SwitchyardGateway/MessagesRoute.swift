@@ -18,7 +18,7 @@ struct MessagesRoute: Sendable {
         let started = Monotonic.now()
         let snapshot = chat.store.snapshot
         let table = snapshot.table
-        let fields = Self.withBearer(request.headers)
+        let fields = AdmissionHeaders(Self.withBearer(request.headers))
         let slot: InFlightLimit.Slot
         switch chat.admitHead(fields, client: chat.clientIdentity(fields, channel: context.channel), table) {
         case .failure(let refusal): return Self.error(PlainAnswer(refusal))

@@ -1,0 +1,61 @@
+import HTTPTypes
+import NIOHTTP1
+
+/// The request headers admission reads, taken once from whichever head the request came with: Hummingbird's
+/// `HTTPFields`, or NIOHTTP1's `HTTPHeaders` on the channel handler's path (which never builds `HTTPFields`).
+struct AdmissionHeaders: Sendable {
+    var authorization: String?
+    var contentType: String?
+    var cacheControl: String?
+    /// `x-switchyard-affinity`.
+    var affinity: String?
+    var connection: String?
+
+    init(authorization: String? = nil, contentType: String? = nil, cacheControl: String? = nil, affinity: String? = nil, connection: String? = nil) {
+        self.authorization = authorization
+        self.contentType = contentType
+        self.cacheControl = cacheControl
+        self.affinity = affinity
+        self.connection = connection
+    }
+
+    init(_ fields: HTTPFields) {
+        self.init(
+            authorization: fields[.authorization], contentType: fields[.contentType], cacheControl: fields[.cacheControl],
+            affinity: fields[ChatCompletionsRoute.affinity], connection: fields[.connection])
+    }
+
+    /// One pass over the headers, names compared without regard to case and with no allocation; a repeated
+    /// header's values are joined with ", ", as `HTTPFields`' subscript joins them.
+    init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            switch name.utf8.count {
+            case 10 where Self.same(name, "connection"): Self.join(&connection, value)
+            case 12 where Self.same(name, "content-type"): Self.join(&contentType, value)
+            case 13 where Self.same(name, "authorization"): Self.join(&authorization, value)
+            case 13 where Self.same(name, "cache-control"): Self.join(&cacheControl, value)
+            case 21 where Self.same(name, "x-switchyard-affinity"): Self.join(&affinity, value)
+            default: break
+            }
+        }
+    }
+
+    private static func join(_ slot: inout String?, _ value: String) {
+        slot = slot.map { $0 + ", " + value } ?? value
+    }
+
+    /// `name` equals `lowercase` (already lower case, ASCII) without regard to ASCII case.
+    static func same(_ name: String, _ lowercase: StaticString) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+            let expected = lowercase.utf8Start
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                if lower != expected[index] { return false }
+            }
+            return true
+        }
+    }
+}
