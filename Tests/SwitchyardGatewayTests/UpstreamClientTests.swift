@@ -48,6 +48,29 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// An idle connection closes once it has waited unused for the idle timeout, counted from its last use.
+    @Test func idleConnectionsCloseAfterTheIdleTimeoutFromTheirLastUse() async throws {
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("key_labels:\n" + Harness.labels), threads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(idleTimeout: .milliseconds(400), group: group)
+        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+        let loop = group.next()
+        let pool = client.pool(for: loop)
+        func openCount() async throws -> Int { try await loop.submit { pool.openCount(target.origin) }.get() }
+        _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
+        try await Task.sleep(for: .milliseconds(250))
+        _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
+        try await Task.sleep(for: .milliseconds(250))
+        // 500 ms after its first use, 250 ms after its last: still open.
+        #expect(try await openCount() == 1)
+        let started = Date()
+        while try await openCount() > 0, Date().timeIntervalSince(started) < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(try await openCount() == 0, "an idle connection was never closed")
+        try await client.shutdown()
+        try await fake.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     @Test func aHangingUpstreamEndsAtTheHeadTimeoutAndItsConnectionIsNotReused() async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("default: { fault: hang }\nkey_labels:\n" + Harness.labels), threads: 1)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

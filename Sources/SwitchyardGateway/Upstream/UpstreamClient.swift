@@ -19,14 +19,16 @@ public final class UpstreamClient: Sendable {
     /// - Parameters:
     ///   - readTimeout: the longest silence between two parts of a response body.
     ///   - connectionsPerHost: open connections per origin and event loop, at most.
+    ///   - idleTimeout: how long a connection may wait unused in its pool before it is closed.
     ///   - tls: for https upstreams; the default trusts the system's roots and checks certificates fully.
     public init(
-        connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(30), connectionsPerHost: Int = 256,
+        connectTimeout: Duration = .seconds(5), readTimeout: Duration = .seconds(30), connectionsPerHost: Int = 256, idleTimeout: Duration = .seconds(60),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, tls: TLSConfiguration = .makeClientConfiguration()
     ) {
         self.group = group
         self.readTimeout = .nanoseconds(readTimeout.nanoseconds)
-        let limits = UpstreamPool.Limits(maxPerOrigin: connectionsPerHost, connectTimeout: .nanoseconds(connectTimeout.nanoseconds))
+        let limits = UpstreamPool.Limits(
+            maxPerOrigin: connectionsPerHost, idleTimeout: .nanoseconds(idleTimeout.nanoseconds), connectTimeout: .nanoseconds(connectTimeout.nanoseconds))
         // Without trust roots (a system with none) https upstreams fail to connect with a clear reason.
         let tls = try? NIOSSLContext(configuration: tls)
         var pools: [ObjectIdentifier: UpstreamPool] = [:]

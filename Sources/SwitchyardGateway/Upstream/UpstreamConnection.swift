@@ -19,8 +19,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     /// Exchanges that ended cleanly on this connection: more than zero means it was reused.
     private(set) var served = 0
     private(set) var isOpen = true
-    /// Closes the connection once it has idled this long in the pool.
-    var idleTimer: Scheduled<Void>?
+    /// When the connection last went back to the pool idle, for the pool's sweep.
+    var idleSince = NIODeadline.distantPast
     private var readsHeld = false
     private var readPending = false
 
@@ -45,8 +45,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Starts `exchange` on this connection: its request goes out in one write.
     func serve(_ exchange: UpstreamExchange, head: HTTPRequestHead, body: ByteBuffer) {
-        idleTimer?.cancel()
-        idleTimer = nil
         self.exchange = exchange
         guard let context, isOpen else {
             exchange.connectionLost("closed before the request was sent", on: self)
@@ -87,8 +85,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func close() {
         guard isOpen else { return }
         isOpen = false
-        idleTimer?.cancel()
-        idleTimer = nil
         context?.close(promise: nil)
     }
 
@@ -114,8 +110,6 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         isOpen = false
-        idleTimer?.cancel()
-        idleTimer = nil
         let exchange = self.exchange
         self.exchange = nil
         pool.closed(self)

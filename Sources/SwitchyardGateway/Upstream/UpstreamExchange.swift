@@ -14,7 +14,9 @@ protocol UpstreamExchangeDelegate: AnyObject {
 /// One request to an upstream and its response, over a pooled connection of the pool's event loop.
 ///
 /// Bounds: the response head must arrive within `headTimeout` of the start (connecting and sending included),
-/// and the body may not be silent for longer than `readTimeout` between two parts. A reused connection that
+/// and the body may not be silent for longer than `readTimeout` between two parts. One timer serves both, set
+/// once per exchange and moved only when the read deadline falls before it: an answer that comes whole
+/// costs one timer, not one per bound. A reused connection that
 /// fails before any byte of the response (the upstream closed it while idle) is retried once on a fresh one;
 /// never after a byte arrived. A connection is reused only after a response that ended cleanly with keep-alive.
 final class UpstreamExchange {
@@ -33,6 +35,8 @@ final class UpstreamExchange {
     private var phase = Phase.ready
     private var connection: UpstreamConnection?
     private var timer: Scheduled<Void>?
+    /// When `timer` goes off.
+    private var timerDue = NIODeadline.distantFuture
     /// When the last part arrived, for the read timeout (one timer re-armed lazily, not one per part).
     private var lastRead = NIODeadline.now()
     private var retriedOnFresh = false
@@ -57,7 +61,7 @@ final class UpstreamExchange {
     func start() {
         guard phase == .ready else { return }
         phase = .acquiring
-        timer = pool.loop.assumeIsolated().scheduleTask(in: headTimeout) { [weak self] in self?.fail(.headTimeout) }
+        arm(at: .now() + headTimeout)
         acquire()
     }
 
@@ -102,8 +106,10 @@ final class UpstreamExchange {
             phase = .receivingBody
             keepAlive = responseHead.isKeepAlive
             lastRead = .now()
-            timer?.cancel()
-            armReadTimer(after: readTimeout)
+            if timerDue > lastRead + readTimeout {
+                timer?.cancel()
+                arm(at: lastRead + readTimeout)
+            }
             delegate?.upstreamHead(responseHead)
         case .body(let part):
             lastRead = .now()
@@ -155,18 +161,24 @@ final class UpstreamExchange {
         delegate?.upstreamFailed(error)
     }
 
-    private func armReadTimer(after delay: TimeAmount) {
-        timer = pool.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in self?.readTimerFired() }
+    private func arm(at due: NIODeadline) {
+        timerDue = due
+        timer = pool.loop.assumeIsolated().scheduleTask(deadline: due) { [weak self] in self?.timerFired() }
     }
 
-    private func readTimerFired() {
-        guard phase == .receivingBody else { return }
-        if connection?.isHoldingReads == true { lastRead = .now() }
-        let silent = NIODeadline.now() - lastRead
-        if silent >= readTimeout {
-            fail(.readTimeout)
-        } else {
-            armReadTimer(after: readTimeout - silent)
+    /// Before the head: its deadline passed. After: the body's silence is checked, and the timer set again for
+    /// when it would be too long.
+    private func timerFired() {
+        timer = nil
+        switch phase {
+        case .acquiring, .awaitingHead:
+            fail(.headTimeout)
+        case .receivingBody:
+            if connection?.isHoldingReads == true { lastRead = .now() }
+            let due = lastRead + readTimeout
+            if NIODeadline.now() >= due { fail(.readTimeout) } else { arm(at: due) }
+        case .ready, .done:
+            break
         }
     }
 }

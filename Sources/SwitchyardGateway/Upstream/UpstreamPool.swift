@@ -6,8 +6,9 @@ import NIOSSL
 /// Keep-alive connections to upstream origins, for one event loop: a request served on a loop is sent on a
 /// connection of the same loop, so no lock and no thread hop sit between the client and the upstream.
 ///
-/// Idle connections are reused newest first (the oldest idle out) and closed after `idleTimeout`; at most
-/// `maxPerOrigin` are open per origin, and requests beyond wait for one to come back. Only ever used on `loop`.
+/// Idle connections are reused newest first (the oldest idle out) and closed after `idleTimeout`, by one sweep
+/// timer per pool rather than one timer per release; at most `maxPerOrigin` are open per origin, and requests
+/// beyond wait for one to come back. Only ever used on `loop`.
 final class UpstreamPool: @unchecked Sendable {
     struct Limits: Sendable {
         var maxPerOrigin = 256
@@ -25,6 +26,8 @@ final class UpstreamPool: @unchecked Sendable {
     private var waiting: [UpstreamOrigin: [Handout]] = [:]
     /// Every open connection, idle or serving, for `closeAll`.
     private var connections: [ObjectIdentifier: UpstreamConnection] = [:]
+    /// Closes connections idle for `idleTimeout`; set while any connection is idle.
+    private var sweep: Scheduled<Void>?
 
     init(loop: any EventLoop, limits: Limits, tls: NIOSSLContext?) {
         self.loop = loop
@@ -60,8 +63,34 @@ final class UpstreamPool: @unchecked Sendable {
             next(.success(connection))
             return
         }
+        connection.idleSince = .now()
         idle[origin, default: []].append(connection)
-        connection.idleTimer = loop.assumeIsolated().scheduleTask(in: limits.idleTimeout) { [weak connection] in connection?.close() }
+        if sweep == nil { scheduleSweep(at: connection.idleSince + limits.idleTimeout) }
+    }
+
+    private func scheduleSweep(at due: NIODeadline) {
+        sweep = loop.assumeIsolated().scheduleTask(deadline: due) { [self] in
+            sweep = nil
+            sweepIdle()
+        }
+    }
+
+    /// Closes the connections idle for `idleTimeout`, then sets the sweep for the oldest left. Each origin's
+    /// idle list is oldest first, since connections are reused from its end.
+    private func sweepIdle() {
+        let now = NIODeadline.now()
+        var oldestLeft: NIODeadline?
+        for (_, list) in idle {
+            for connection in list {
+                if now >= connection.idleSince + limits.idleTimeout {
+                    connection.close()
+                } else {
+                    oldestLeft = min(oldestLeft ?? connection.idleSince, connection.idleSince)
+                    break
+                }
+            }
+        }
+        if sweep == nil, let oldestLeft { scheduleSweep(at: oldestLeft + limits.idleTimeout) }
     }
 
     /// Closes every connection (shutdown).
