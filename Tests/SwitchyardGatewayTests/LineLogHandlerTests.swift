@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Testing
 @testable import SwitchyardGateway
 
@@ -55,5 +57,39 @@ struct LineLogHandlerTests {
         #expect(lines.count == 200)
         let pattern = try Regex(Self.stamp + #" info switchyard: \[Gateway\] thread \d line \d+ x{40}"#)
         #expect(lines.allSatisfy { $0.wholeMatch(of: pattern) != nil })
+    }
+
+    /// On an event loop, the lines of one turn are held and written together once the turn's work is done:
+    /// none has reached the file while the turn still runs, and afterwards all have, whole and in order.
+    @Test func linesOfOneTurnOfAnEventLoopGoOutTogetherInOrder() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        var fds: [Int32] = [0, 0]
+        _ = pipe(&fds)
+        defer { close(fds[0]) }
+        let (reader, writer) = (fds[0], fds[1])
+        _ = fcntl(reader, F_SETFL, O_NONBLOCK)
+        let loop = group.next()
+        let seenDuringTheTurn = try loop.submit {
+            let logger = Logger(label: "switchyard") { LineLogHandler(label: $0, descriptor: writer, metadataProvider: nil) }
+            for line in 0..<50 { logger.info("line \(line)", source: "Gateway") }
+            var probe = [UInt8](repeating: 0, count: 16)
+            return read(reader, &probe, probe.count)
+        }.wait()
+        try loop.submit {}.wait()
+        close(writer)
+        #expect(seenDuringTheTurn <= 0, "lines were written one by one during the turn")
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(reader, &chunk, chunk.count)
+            if count <= 0 { break }
+            out += chunk.prefix(count)
+        }
+        let lines = String(decoding: out, as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 50)
+        let pattern = try Regex(Self.stamp + #" info switchyard: \[Gateway\] line (\d+)"#)
+        let numbers = lines.compactMap { line in (try? pattern.wholeMatch(in: String(line)))?.output[1].substring.flatMap { Int($0) } }
+        #expect(numbers == Array(0..<50))
     }
 }
