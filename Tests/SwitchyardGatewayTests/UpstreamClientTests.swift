@@ -48,6 +48,38 @@ import Testing
         try await group.shutdownGracefully()
     }
 
+    /// A stream nobody reads is not read ahead without bound: the upstream connection's reads stay held while the
+    /// reader is away (the stream, about 12 MB, cannot have been read whole), and once the reader comes back
+    /// every event arrives, in order, to the end.
+    @Test func aStreamNotBeingReadHoldsTheUpstreamsReads() async throws {
+        let fake = try await FakeUpstreamServer.start(
+            script: try FakeScript.parse("default: { answer_tokens: 100000 }\nkey_labels:\n" + Harness.labels), threads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+        let loop = group.next()
+        let pool = client.pool(for: loop)
+        let response = try await send(client, target, stream: true, on: loop)
+        let events = UpstreamEvents(
+            response: response, firstTokenTimeout: .seconds(30), idleTimeout: .seconds(30), deadlineMono: Monotonic.now() + 60_000_000_000, channel: nil)
+        // Long enough for a reader running ahead to take the whole stream (well under a second).
+        try await Task.sleep(for: .milliseconds(1500))
+        let (held, idle) = try await loop.submit { (pool.heldCount(target.origin), pool.idleCount(target.origin)) }.get()
+        #expect(held == 1 && idle == 0, "the stream was read ahead of its reader (held \(held), idle \(idle))")
+        var count = 0
+        var last: [UInt8] = []
+        while let event = try await events.next() {
+            count += 1
+            last = event
+        }
+        #expect(count > 100_000)
+        #expect(String(decoding: last, as: UTF8.self) == "[DONE]")
+        events.cancel()
+        try await client.shutdown()
+        try await fake.shutdown()
+        try await group.shutdownGracefully()
+    }
+
     /// An idle connection closes once it has waited unused for the idle timeout, counted from its last use.
     @Test func idleConnectionsCloseAfterTheIdleTimeoutFromTheirLastUse() async throws {
         let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("key_labels:\n" + Harness.labels), threads: 1)

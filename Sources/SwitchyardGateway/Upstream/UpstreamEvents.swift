@@ -3,87 +3,86 @@ import Synchronization
 import SwitchyardCore
 
 /// Why an upstream stream stopped before it finished.
-enum StreamFault: Error, Sendable {
+enum StreamFault: UInt8, Error, Sendable {
     /// No first token within `first_token_timeout`.
-    case silent
+    case silent = 1
     /// Silent for `stream_idle_timeout` after output began.
     case stalled
     case clientGone
     case deadline
 }
 
-/// The SSE events of one upstream attempt, read by a task of their own and watched by another:
-/// the watchdog ends the stream when the upstream stays silent too long, the deadline passes or the
-/// client disconnects, and cancelling the reader cancels the upstream request at once.
+/// The SSE events of one upstream attempt, read from its body as the consumer asks for them, and watched by a
+/// task: the watchdog ends the stream when the upstream stays silent too long, the deadline passes or the client
+/// disconnects, by cancelling the upstream request, which closes its connection at once.
+///
+/// Nothing is read ahead of the consumer but what the body's own bounded buffer holds: a client that reads
+/// slowly holds the upstream connection's reads (backpressure), and no event queue grows without bound.
 final class UpstreamEvents: @unchecked Sendable {
-    // One consumer at a time (the handler, then the response writer): the iterator is never shared.
-    // Each element holds the events of one read from the upstream, so what arrived together can leave together.
-    private var iterator: AsyncThrowingStream<[[UInt8]], any Error>.AsyncIterator
-    /// Events of the last read not taken yet.
+    // One consumer at a time (the handler, then the response writer): the iterator and decoder are never shared.
+    private var iterator: UpstreamResponseBody.AsyncIterator
+    private var decoder = SSEDecoder()
+    /// Events of the last read not taken yet: what arrived together can leave together.
     private var pending: [[UInt8]] = []
     private var taken = 0
+    private let body: UpstreamResponseBody
     private let activity: Activity
-    private let reader: Task<Void, Never>
     private let watchdog: Task<Void, Never>
 
     final class Activity: Sendable {
         let lastEvent = Atomic<UInt64>(Monotonic.now())
         let outputStarted = Atomic<Bool>(false)
+        /// The `StreamFault` the watchdog ended the stream for; 0 while it has not.
+        let fault = Atomic<UInt8>(0)
+
+        var raised: StreamFault? { StreamFault(rawValue: fault.load(ordering: .acquiring)) }
     }
 
     init(
         response: UpstreamResponse, firstTokenTimeout: Duration, idleTimeout: Duration, deadlineMono: UInt64,
         channel: (any Channel)?
     ) {
-        let (stream, continuation) = AsyncThrowingStream<[[UInt8]], any Error>.makeStream(bufferingPolicy: .unbounded)
-        iterator = stream.makeAsyncIterator()
+        body = response.body
+        iterator = response.body.makeAsyncIterator()
         let activity = Activity()
         self.activity = activity
         let body = response.body
-        reader = Task {
-            var decoder = SSEDecoder()
-            do {
-                for try await buffer in body {
-                    var events: [[UInt8]] = []
-                    buffer.withUnsafeReadableBytes { bytes in decoder.feed(bytes) { events.append($0) } }
-                    if !events.isEmpty { continuation.yield(events) }
-                }
-                continuation.finish()
-            } catch {
-                continuation.finish(throwing: error)
-            }
-        }
         let firstToken = UInt64(max(firstTokenTimeout.nanoseconds, 0))
         let idle = UInt64(max(idleTimeout.nanoseconds, 0))
         watchdog = Task {
+            func end(_ fault: StreamFault) {
+                activity.fault.store(fault.rawValue, ordering: .releasing)
+                body.cancel()
+            }
             while !Task.isCancelled {
                 let now = Monotonic.now()
-                if now >= deadlineMono {
-                    continuation.finish(throwing: StreamFault.deadline)
-                    return
-                }
-                if let channel, !channel.isActive {
-                    continuation.finish(throwing: StreamFault.clientGone)
-                    return
-                }
+                if now >= deadlineMono { return end(.deadline) }
+                if let channel, !channel.isActive { return end(.clientGone) }
                 let started = activity.outputStarted.load(ordering: .relaxed)
                 let limit = started ? idle : firstToken
                 let since = now &- activity.lastEvent.load(ordering: .relaxed)
-                if since >= limit {
-                    continuation.finish(throwing: started ? StreamFault.stalled : StreamFault.silent)
-                    return
-                }
+                if since >= limit { return end(started ? .stalled : .silent) }
                 let wait = min(limit - since, deadlineMono - now, 200_000_000)
                 try? await Task.sleep(for: .nanoseconds(Int64(wait)))
             }
         }
     }
 
-    /// The next event's data, nil at the end of the stream.
+    /// The next event's data, nil at the end of the stream; throws the watchdog's `StreamFault` once it ended
+    /// the stream.
     func next() async throws -> [UInt8]? {
         while taken == pending.count {
-            guard let events = try await iterator.next() else { return nil }
-            (pending, taken) = (events, 0)
+            let buffer: ByteBuffer?
+            do {
+                buffer = try await iterator.next()
+            } catch {
+                throw activity.raised ?? error
+            }
+            guard let buffer else { return nil }
+            if let fault = activity.raised { throw fault }
+            pending.removeAll(keepingCapacity: true)
+            taken = 0
+            buffer.withUnsafeReadableBytes { bytes in decoder.feed(bytes) { pending.append($0) } }
         }
         return take()
     }
@@ -108,14 +107,14 @@ final class UpstreamEvents: @unchecked Sendable {
         activity.outputStarted.store(true, ordering: .relaxed)
     }
 
-    /// Stops reading and watching; the upstream request is cancelled if still running.
+    /// Stops watching and cancels the upstream request if it is still running.
     func cancel() {
-        reader.cancel()
         watchdog.cancel()
+        body.cancel()
     }
 
     deinit {
-        reader.cancel()
         watchdog.cancel()
+        body.cancel()
     }
 }

@@ -38,6 +38,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// Connections open to `origin`, idle or serving (for tests and stats).
     func openCount(_ origin: UpstreamOrigin) -> Int { open[origin] ?? 0 }
     func idleCount(_ origin: UpstreamOrigin) -> Int { idle[origin]?.count ?? 0 }
+    /// Connections to `origin` whose reads wait for a slow reader (for tests).
+    func heldCount(_ origin: UpstreamOrigin) -> Int { connections.values.count { $0.origin == origin && $0.isHoldingReads } }
 
     /// Hands out an idle connection at once, or a new one once connected, or the next one released when the
     /// origin is at its bound. `fresh` skips idle connections (a retry after a reused one failed).

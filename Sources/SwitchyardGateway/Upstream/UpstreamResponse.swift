@@ -17,8 +17,15 @@ struct UpstreamResponseBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
 
     let producer: Producer
+    /// The exchange behind the body, for `cancel`.
+    let exchange: AsyncUpstreamExchange
 
     func makeAsyncIterator() -> Producer.AsyncIterator { producer.makeAsyncIterator() }
+
+    /// Ends the exchange from any thread: its connection closes, and a reader waiting for more gets an error.
+    func cancel() {
+        exchange.cancel()
+    }
 
     /// The whole body; throws `UpstreamError.tooLarge` past `limit` bytes.
     func collect(upTo limit: Int) async throws -> ByteBuffer {
@@ -78,7 +85,7 @@ final class AsyncUpstreamExchange: UpstreamExchangeDelegate, NIOAsyncSequencePro
         let made = UpstreamResponseBody.Producer.makeSequence(
             backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: self)
         source = made.source
-        let response = UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(producer: made.sequence))
+        let response = UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(producer: made.sequence, exchange: self))
         waitingForHead?.resume(returning: response)
         waitingForHead = nil
     }
@@ -106,6 +113,11 @@ final class AsyncUpstreamExchange: UpstreamExchangeDelegate, NIOAsyncSequencePro
             source?.finish(error)
             source = nil
         }
+    }
+
+    /// Cancels the exchange, from any thread.
+    func cancel() {
+        loop.execute { [self] in exchange?.cancel() }
     }
 
     // MARK: NIOAsyncSequenceProducerDelegate (any thread)
