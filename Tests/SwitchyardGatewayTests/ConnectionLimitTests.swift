@@ -64,9 +64,10 @@ import Glibc
                 try await Task.sleep(for: .milliseconds(100))
             }
             let after = try #require(cutOff, "the trickled second request was never cut off")
-            // Whole, the trickle takes about 20 s and the idle timeout is 60 s: within 5 s it was the read timeout
-            // (2.5 s proved too tight while the SDK tests start Python beside this one: 2.53 s in two CI runs).
-            #expect(after >= 0.9 && after < 5 * timingScale, "cut off after \(after) s")
+            // Whole, the trickle takes about 20 s and the idle timeout is 60 s: within 10 s it was the read timeout.
+            // Alone it is cut after 1 s; beside the whole suite's servers on two CPUs, late timers made it 2.5-6.9 s
+            // (the exact timing is ConnectionLifecycleTests' business, with a clock given by hand).
+            #expect(after >= 0.9 && after < 10 * timingScale, "cut off after \(after) s")
         }
     }
 
