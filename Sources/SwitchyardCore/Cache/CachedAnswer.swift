@@ -71,7 +71,7 @@ public struct CachedAnswer: Sendable, Equatable {
             var reader = JSONReader(bytes: raw)
             reader.skipSpace()
             var refused = false
-            let ok = reader.object(depth: 0) { r, key in
+            let ok = reader.fields(depth: 0) { r, key in
                 if key == "error" { refused = true }
                 return r.skipValue(depth: 1)
             }
@@ -98,7 +98,7 @@ public struct CachedAnswer: Sendable, Equatable {
             var usage: String?
             var refused = false
             var toolCalls = false
-            let ok = reader.object(depth: 0) { r, key in
+            let ok = reader.fields(depth: 0) { r, key in
                 switch key {
                 case "id": if let s = r.string() { id = s; return true } else { return false }
                 case "model": if let s = r.string() { model = s; return true } else { return false }
@@ -120,13 +120,13 @@ public struct CachedAnswer: Sendable, Equatable {
                     while true {
                         r.skipSpace()
                         choices += 1
-                        let ok = r.object(depth: 2) { r, key in
+                        let ok = r.fields(depth: 2) { r, key in
                             switch key {
                             case "finish_reason":
                                 if r.peek() == UInt8(ascii: "\"") { finish = r.string(); return finish != nil }
                                 return r.skipValue(depth: 3)
                             case "message":
-                                return r.object(depth: 3) { r, key in
+                                return r.fields(depth: 3) { r, key in
                                     if key == "content", r.peek() == UInt8(ascii: "\"") { content = r.string(); return content != nil }
                                     if key == "tool_calls" { toolCalls = true }
                                     return r.skipValue(depth: 4)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the gateway needs from one `chat.completion.chunk` event, read in one validating pass.
 public struct StreamChunk: Sendable, Equatable {
     /// Text of `choices[0].delta.content`, decoded.
@@ -70,7 +74,7 @@ struct JSONReader {
         var out = StreamChunk()
         skipSpace()
         guard peek() == UInt8(ascii: "{") else { return nil }
-        let ok = object(depth: 0) { reader, key in
+        let ok = fields(depth: 0) { reader, key in
             switch key {
             case "error":
                 out.isError = true
@@ -111,10 +115,10 @@ struct JSONReader {
         return array(depth: 1) { reader in
             defer { index += 1 }
             guard index == 0, reader.peek() == UInt8(ascii: "{") else { return reader.skipValue(depth: 2) }
-            return reader.object(depth: 2) { reader, key in
+            return reader.fields(depth: 2) { reader, key in
                 switch key {
                 case "delta":
-                    return reader.object(depth: 3) { reader, key in
+                    return reader.fields(depth: 3) { reader, key in
                         if key == "content", reader.peek() == UInt8(ascii: "\"") {
                             guard let text = reader.string() else { return false }
                             out.content = text
@@ -164,8 +168,14 @@ struct JSONReader {
         }
     }
 
-    /// Walks an object, handing each field to `field` positioned at its value.
+    /// Walks an object, handing each field to `field` positioned at its value, with its key as a `String`.
     mutating func object(depth: Int, _ field: (inout JSONReader, String) -> Bool) -> Bool {
+        fields(depth: depth) { reader, key in field(&reader, key.string) }
+    }
+
+    /// Walks an object, handing each field to `field` positioned at its value, with its key as it stands in the
+    /// text: comparing it with a literal makes no `String` (the per-event scan of a stream compares several).
+    mutating func fields(depth: Int, _ field: (inout JSONReader, JSONKey) -> Bool) -> Bool {
         guard depth <= Self.maxDepth, peek() == UInt8(ascii: "{") else { return false }
         i += 1
         skipSpace()
@@ -175,7 +185,8 @@ struct JSONReader {
         }
         while true {
             skipSpace()
-            guard peek() == UInt8(ascii: "\""), let key = string() else { return false }
+            guard let (range, escaped) = skipString() else { return false }
+            let key = JSONKey(raw: UnsafeRawBufferPointer(rebasing: bytes[range]), escaped: escaped)
             skipSpace()
             guard peek() == UInt8(ascii: ":") else { return false }
             i += 1
@@ -198,7 +209,7 @@ struct JSONReader {
         case UInt8(ascii: "\""):
             return skipString() != nil
         case UInt8(ascii: "{"):
-            return object(depth: depth + 1) { reader, _ in reader.skipValue(depth: depth + 2) }
+            return fields(depth: depth + 1) { reader, _ in reader.skipValue(depth: depth + 2) }
         case UInt8(ascii: "["):
             return array(depth: depth) { reader in reader.skipValue(depth: depth + 1) }
         case UInt8(ascii: "t"): return literal("true")
@@ -260,6 +271,28 @@ struct JSONReader {
         guard escaped else { return String(decoding: raw, as: UTF8.self) }
         return JSONUnescape.string(raw)
     }
+}
+
+/// An object's key as it stands in the JSON text (without its quotes), compared with literals in place.
+struct JSONKey {
+    let raw: UnsafeRawBufferPointer
+    /// Holds an escape: compared through its decoded `String` (rare; keys seldom need escapes).
+    let escaped: Bool
+
+    var string: String { escaped ? JSONUnescape.string(raw) : String(decoding: raw, as: UTF8.self) }
+
+    /// Length, then first byte, then the rest: a `switch` over keys compares each with several literals.
+    @inline(__always)
+    static func == (key: JSONKey, literal: StaticString) -> Bool {
+        guard !key.escaped else { return key.string == literal.description }
+        let count = key.raw.count
+        guard count == literal.utf8CodeUnitCount else { return false }
+        guard count > 0, let base = key.raw.baseAddress else { return true }
+        guard base.load(as: UInt8.self) == literal.utf8Start.pointee else { return false }
+        return memcmp(base, literal.utf8Start, count) == 0
+    }
+
+    static func ~= (literal: StaticString, key: JSONKey) -> Bool { key == literal }
 }
 
 enum JSONUnescape {
