@@ -71,9 +71,10 @@ final class UpstreamPool: @unchecked Sendable {
     }
 
     private func scheduleSweep(at due: NIODeadline) {
-        sweep = loop.assumeIsolated().scheduleTask(deadline: due) { [self] in
-            sweep = nil
-            sweepIdle()
+        // Weak: the pool keeps the task's handle, and a handle pending when the loop stops would hold the pool.
+        sweep = loop.assumeIsolated().scheduleTask(deadline: due) { [weak self] in
+            self?.sweep = nil
+            self?.sweepIdle()
         }
     }
 
@@ -97,6 +98,8 @@ final class UpstreamPool: @unchecked Sendable {
 
     /// Closes every connection (shutdown).
     func closeAll() {
+        sweep?.cancel()
+        sweep = nil
         for connection in connections.values { connection.close() }
     }
 
