@@ -79,7 +79,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         // The decoder emits nothing until a head is complete, so the first raw byte of a request is watched for
         // in front of it.
-        try? context.pipeline.syncOperations.addHandler(RequestStartWatcher(owner: self, context: context), position: .first)
+        try? context.pipeline.syncOperations.addHandler(RequestStartWatcher(owner: self), position: .first)
         arm(context)
     }
 
@@ -235,7 +235,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: the connection's timing
 
     /// Raw bytes arrived (from `RequestStartWatcher`): on a waiting connection a request has begun.
-    fileprivate func bytesArrived(_ context: ChannelHandlerContext) {
+    fileprivate func bytesArrived() {
         lifecycle.bytesArrived(now: Monotonic.now())
     }
 
@@ -296,15 +296,13 @@ private final class RequestStartWatcher: ChannelInboundHandler, RemovableChannel
     typealias InboundOut = ByteBuffer
 
     private let owner: ChatChannelHandler
-    private let ownerContext: ChannelHandlerContext
 
-    init(owner: ChatChannelHandler, context: ChannelHandlerContext) {
+    init(owner: ChatChannelHandler) {
         self.owner = owner
-        ownerContext = context
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        owner.bytesArrived(ownerContext)
+        owner.bytesArrived()
         context.fireChannelRead(data)
     }
 }
