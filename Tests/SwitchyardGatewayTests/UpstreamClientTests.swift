@@ -28,119 +28,112 @@ import Testing
         return try await client.execute(target.origin, head: head, body: body, timeout: timeout, on: loop)
     }
 
-    @Test func answersReuseOneConnectionPerLoop() async throws {
-        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("key_labels:\n" + Harness.labels), threads: 1)
+    /// Runs `body` with a client on a one-thread event loop group of its own, the fake upstream's chat target
+    /// (`script` with the harness's key labels added) and the group's loop; shuts all three down afterwards.
+    func withFakeUpstream(
+        _ script: String = "", idleTimeout: Duration = .seconds(60),
+        _ body: (UpstreamClient, UpstreamTarget, any EventLoop) async throws -> Void
+    ) async throws {
+        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script + "key_labels:\n" + Harness.labels), threads: 1)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
-        let loop = group.next()
-        for _ in 0..<5 {
-            let response = try await send(client, target, on: loop)
-            #expect(response.status == .ok)
-            let body = try await response.body.collect(upTo: 1 << 20)
-            #expect(String(buffer: body).contains("chat.completion"))
+        let client = UpstreamClient(idleTimeout: idleTimeout, group: group)
+        func shutdown() async throws {
+            try await client.shutdown()
+            try await fake.shutdown()
+            try await group.shutdownGracefully()
         }
-        let pool = client.pool(for: loop)
-        let (open, idle) = try await loop.submit { (pool.openCount(target.origin), pool.idleCount(target.origin)) }.get()
-        #expect(open == 1 && idle == 1, "one connection, back in the pool after each answer")
-        try await client.shutdown()
-        try await fake.shutdown()
-        try await group.shutdownGracefully()
+        do {
+            let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
+            try await body(client, target, group.next())
+        } catch {
+            try? await shutdown()
+            throw error
+        }
+        try await shutdown()
+    }
+
+    @Test func answersReuseOneConnectionPerLoop() async throws {
+        try await withFakeUpstream { client, target, loop in
+            for _ in 0..<5 {
+                let response = try await send(client, target, on: loop)
+                #expect(response.status == .ok)
+                let body = try await response.body.collect(upTo: 1 << 20)
+                #expect(String(buffer: body).contains("chat.completion"))
+            }
+            let pool = client.pool(for: loop)
+            let (open, idle) = try await loop.submit { (pool.openCount(target.origin), pool.idleCount(target.origin)) }.get()
+            #expect(open == 1 && idle == 1, "one connection, back in the pool after each answer")
+        }
     }
 
     /// A stream nobody reads is not read ahead without bound: the upstream connection's reads stay held while the
     /// reader is away (the stream, about 12 MB, cannot have been read whole), and once the reader comes back
     /// every event arrives, in order, to the end.
     @Test func aStreamNotBeingReadHoldsTheUpstreamsReads() async throws {
-        let fake = try await FakeUpstreamServer.start(
-            script: try FakeScript.parse("default: { answer_tokens: 100000 }\nkey_labels:\n" + Harness.labels), threads: 1)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
-        let loop = group.next()
-        let pool = client.pool(for: loop)
-        let response = try await send(client, target, stream: true, on: loop)
-        let events = UpstreamEvents(
-            response: response, firstTokenTimeout: .seconds(30), idleTimeout: .seconds(30), deadlineMono: Monotonic.now() + 60_000_000_000, channel: nil)
-        // Long enough for a reader running ahead to take the whole stream (well under a second).
-        try await Task.sleep(for: .milliseconds(1500))
-        let (held, idle) = try await loop.submit { (pool.heldCount(target.origin), pool.idleCount(target.origin)) }.get()
-        #expect(held == 1 && idle == 0, "the stream was read ahead of its reader (held \(held), idle \(idle))")
-        var count = 0
-        var last: [UInt8] = []
-        while let event = try await events.next() {
-            count += 1
-            last = event
+        try await withFakeUpstream("default: { answer_tokens: 100000 }\n") { client, target, loop in
+            let pool = client.pool(for: loop)
+            let response = try await send(client, target, stream: true, on: loop)
+            let events = UpstreamEvents(
+                response: response, firstTokenTimeout: .seconds(30), idleTimeout: .seconds(30), deadlineMono: Monotonic.now() + 60_000_000_000, channel: nil)
+            // Long enough for a reader running ahead to take the whole stream (well under a second).
+            try await Task.sleep(for: .milliseconds(1500))
+            let (held, idle) = try await loop.submit { (pool.heldCount(target.origin), pool.idleCount(target.origin)) }.get()
+            #expect(held == 1 && idle == 0, "the stream was read ahead of its reader (held \(held), idle \(idle))")
+            var count = 0
+            var last: [UInt8] = []
+            while let event = try await events.next() {
+                count += 1
+                last = event
+            }
+            #expect(count > 100_000)
+            #expect(String(decoding: last, as: UTF8.self) == "[DONE]")
+            events.cancel()
         }
-        #expect(count > 100_000)
-        #expect(String(decoding: last, as: UTF8.self) == "[DONE]")
-        events.cancel()
-        try await client.shutdown()
-        try await fake.shutdown()
-        try await group.shutdownGracefully()
     }
 
     /// An idle connection closes once it has waited unused for the idle timeout, counted from its last use.
     @Test func idleConnectionsCloseAfterTheIdleTimeoutFromTheirLastUse() async throws {
-        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("key_labels:\n" + Harness.labels), threads: 1)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(idleTimeout: .milliseconds(400), group: group)
-        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
-        let loop = group.next()
-        let pool = client.pool(for: loop)
-        func openCount() async throws -> Int { try await loop.submit { pool.openCount(target.origin) }.get() }
-        _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
-        try await Task.sleep(for: .milliseconds(250))
-        _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
-        try await Task.sleep(for: .milliseconds(250))
-        // 500 ms after its first use, 250 ms after its last: still open.
-        #expect(try await openCount() == 1)
-        let started = Date()
-        while try await openCount() > 0, Date().timeIntervalSince(started) < 3 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(try await openCount() == 0, "an idle connection was never closed")
-        try await client.shutdown()
-        try await fake.shutdown()
-        try await group.shutdownGracefully()
+        try await withFakeUpstream(idleTimeout: .milliseconds(400)) { client, target, loop in
+            let pool = client.pool(for: loop)
+            func openCount() async throws -> Int { try await loop.submit { pool.openCount(target.origin) }.get() }
+            _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
+            try await Task.sleep(for: .milliseconds(250))
+            _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
+            try await Task.sleep(for: .milliseconds(250))
+            // 500 ms after its first use, 250 ms after its last: still open.
+            #expect(try await openCount() == 1)
+            let started = Date()
+            while try await openCount() > 0, Date().timeIntervalSince(started) < 3 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try await openCount() == 0, "an idle connection was never closed")
+        }
     }
 
     @Test func aHangingUpstreamEndsAtTheHeadTimeoutAndItsConnectionIsNotReused() async throws {
-        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse("default: { fault: hang }\nkey_labels:\n" + Harness.labels), threads: 1)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
-        let loop = group.next()
-        let started = Date()
-        await #expect(throws: UpstreamError.headTimeout) { _ = try await send(client, target, timeout: .milliseconds(300), on: loop) }
-        #expect(Date().timeIntervalSince(started) < 3 * timingScale)
-        let pool = client.pool(for: loop)
-        #expect(try await loop.submit { pool.idleCount(target.origin) }.get() == 0)
-        try await client.shutdown()
-        try await fake.shutdown()
-        try await group.shutdownGracefully()
+        try await withFakeUpstream("default: { fault: hang }\n") { client, target, loop in
+            let started = Date()
+            await #expect(throws: UpstreamError.headTimeout) { _ = try await send(client, target, timeout: .milliseconds(300), on: loop) }
+            #expect(Date().timeIntervalSince(started) < 3 * timingScale)
+            let pool = client.pool(for: loop)
+            let idle = try await loop.submit { pool.idleCount(target.origin) }.get()
+            #expect(idle == 0)
+        }
     }
 
     @Test func aStreamIsReadAsItArrivesAndCancellingTheReaderClosesTheConnection() async throws {
-        let script = "default: { token_interval: 20ms, answer_tokens: 200 }\nkey_labels:\n" + Harness.labels
-        let fake = try await FakeUpstreamServer.start(script: try FakeScript.parse(script), threads: 1)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let target = try #require(UpstreamTarget(url: fake.baseURL)?.appending("/chat/completions"))
-        let loop = group.next()
-        let reader = Task {
-            let response = try await send(client, target, stream: true, on: loop)
-            var parts = 0
-            for try await _ in response.body { parts += 1 }
-            return parts
+        try await withFakeUpstream("default: { token_interval: 20ms, answer_tokens: 200 }\n") { client, target, loop in
+            let reader = Task {
+                let response = try await send(client, target, stream: true, on: loop)
+                var parts = 0
+                for try await _ in response.body { parts += 1 }
+                return parts
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            reader.cancel()
+            _ = try? await reader.value
+            let pool = client.pool(for: loop)
+            let gone = try await eventually(2) { try await loop.submit { pool.openCount(target.origin) }.get() == 0 }
+            #expect(gone, "a stream given up mid-way is never put back in the pool")
         }
-        try await Task.sleep(for: .milliseconds(300))
-        reader.cancel()
-        _ = try? await reader.value
-        let pool = client.pool(for: loop)
-        let gone = try await eventually(2) { try await loop.submit { pool.openCount(target.origin) }.get() == 0 }
-        #expect(gone, "a stream given up mid-way is never put back in the pool")
-        try await client.shutdown()
-        try await fake.shutdown()
-        try await group.shutdownGracefully()
     }
 
     @Test func aReusedConnectionClosedBeforeAnyByteIsRetriedOnceOnAFreshOne() async throws {
