@@ -57,26 +57,22 @@ extension ChatCompletionsRoute {
         return .success(slot)
     }
 
-    /// Everything decided once the whole body is in: its scan (or `prepared`'s), the route, the cache, identical
+    /// Everything decided once the whole body is in: its scan, the route, the cache, identical
     /// requests in flight.
     func admitBody(
-        _ fields: AdmissionHeaders, body: ByteBuffer, snapshot: RoutingSnapshot, prepared: Prepared?, channel: (any Channel)?, watchesClient: Bool,
+        _ fields: AdmissionHeaders, body: ByteBuffer, snapshot: RoutingSnapshot, channel: (any Channel)?, watchesClient: Bool,
         slot: InFlightLimit.Slot, started: UInt64, endpoint: UpstreamEndpoint = .chatCompletions
     ) -> Admission {
         let table = snapshot.table
         let summary: ChatRequestSummary
-        if let prepared {
-            summary = prepared.summary
-        } else {
-            do {
-                summary = try body.withUnsafeReadableBytes { raw in
-                    Result { () throws(RequestScanError) in
-                        endpoint == .embeddings ? try EmbeddingRequestScan.scan(raw) : try ChatRequestScan.scan(raw)
-                    }
-                }.get()
-            } catch {
-                return .refused(PlainAnswer(GatewayError.badRequest(error.description)))
-            }
+        do {
+            summary = try body.withUnsafeReadableBytes { raw in
+                Result { () throws(RequestScanError) in
+                    endpoint == .embeddings ? try EmbeddingRequestScan.scan(raw) : try ChatRequestScan.scan(raw)
+                }
+            }.get()
+        } catch {
+            return .refused(PlainAnswer(GatewayError.badRequest(error.description)))
         }
         guard let route = table.target(named: summary.model) else {
             return .refused(
@@ -98,7 +94,7 @@ extension ChatCompletionsRoute {
         var cacheKey: CacheKey?
         if policy.store {
             let scope = cacheScope(authorization: fields.authorization, table)
-            cacheKey = prepared?.cacheKey ?? body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
+            cacheKey = body.withUnsafeReadableBytes { CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }
         }
         var admitted = Admitted(chat: chat, started: started, cacheKey: cacheKey, ticket: nil, cacheHeader: policy.headerWhenNotHit, slot: slot)
         guard let cacheKey, policy.lookup else { return .dispatch(admitted) }

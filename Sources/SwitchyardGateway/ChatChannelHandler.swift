@@ -8,8 +8,9 @@ import SwitchyardCore
 
 /// Serves `POST /v1/chat/completions` inside the connection's channel pipeline, on the event loop that read
 /// the request, straight from NIOHTTP1's parts: cache hits at once, other plain (non-streaming) requests on this
-/// loop through `PlainProxy` (or in a task when a shared store must be asked first). Streams and every other
-/// path pass on to Hummingbird (its HTTPTypes codec and router), which sits behind this handler.
+/// loop through `PlainProxy` (or in a task when a shared store must be asked first), streams in a task that
+/// writes them here through `ChannelStreamWriter`. Requests with a `Connection` header and every other path
+/// pass on to Hummingbird (its HTTPTypes codec and router), which sits behind this handler.
 ///
 /// The handler also owns the connection's timing for every request, its own and those passed on
 /// (`ConnectionLifecycle`: read timeout, idle timeout, closing after the last answer once the server shuts
@@ -122,9 +123,6 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.holding(let head, let body), .end(let trailers)):
             state = .idle
             switch route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel) {
-            case .hit(let answer, let chat, let started):
-                write(context, answer)
-                route.logHit(chat, started: started)
             case .admitted(let admission):
                 answer(admission, context: context)
             case .passOn:
@@ -132,7 +130,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
                 context.fireChannelRead(wrapInboundOut(.end(trailers)))
                 // The whole request has passed on: the next one is read afresh (left `.passing`, the request after
-                // every stream went through Hummingbird's slower path).
+                // it would go through Hummingbird's slower path too).
                 state = .idle
             }
         case (.passing, .end):
@@ -150,8 +148,9 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    /// Answers an admitted plain request: at once when refused or a hit, on this loop when the first attempt
-    /// can go out here, else in a task whose answer the handler takes back on its loop to write.
+    /// Answers an admitted request: at once when refused or a hit, on this loop when it is plain and its first
+    /// attempt can go out here, else in a task: a plain answer the handler takes back on its loop to write, a
+    /// stream the task writes through `ChannelStreamWriter`.
     private func answer(_ admission: Admission, context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
@@ -162,7 +161,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .hit(let answer, let chat, let started):
             write(context, answer)
             route.logHit(chat, started: started)
-        case .dispatch(let admitted) where route.answersOnLoop:
+        case .dispatch(let admitted) where route.answersOnLoop && !admitted.chat.summary.stream:
             let proxy = PlainProxy(route: route, admitted: admitted, plan: route.plan(admitted), loop: loop) { answer in
                 handler.value.answered(bound.value, answer)
             }
@@ -173,8 +172,10 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .answering(
                 .task(
                     Task {
-                        let answer = await route.answer(admission)
-                        loop.execute { handler.value.answered(bound.value, answer) }
+                        switch await route.respond(admission) {
+                        case .plain(let answer): loop.execute { handler.value.answered(bound.value, answer) }
+                        case .stream(let response): await ChannelStreamWriter.send(response, handler: handler, context: bound)
+                        }
                     }))
         }
     }
@@ -183,6 +184,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard !removed else { return }
         state = .idle
         write(context, answer)
+        takeQueued(context)
+    }
+
+    /// Goes on with the requests that waited for the answer just written.
+    private func takeQueued(_ context: ChannelHandlerContext) {
         // Requests a pipelining client sent meanwhile, in order; one of them may start another answer.
         let waiting = queued
         queued = []
@@ -199,17 +205,49 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a whole answer in one flush, with the headers every answer carries.
     private func write(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(answer.fields.count + 3)
-        for field in answer.fields { headers.add(name: field.name.canonicalName, value: field.value) }
-        headers.add(name: "content-length", value: String(answer.body.readableBytes))
-        headers.add(name: "date", value: SecondCache.httpDate.now())
-        headers.add(name: "server", value: serverName)
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status.code), headers: headers)
+        let head = responseHead(status: answer.status, fields: answer.fields, contentLength: answer.body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         answerEnded(context)
+    }
+
+    /// `fields` with the headers every answer carries; without a length the encoder sends the body chunked.
+    private func responseHead(status: HTTPResponse.Status, fields: HTTPFields, contentLength: Int?) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(fields.count + 3)
+        for field in fields { headers.add(name: field.name.canonicalName, value: field.value) }
+        if let contentLength { headers.add(name: "content-length", value: String(contentLength)) }
+        headers.add(name: "date", value: SecondCache.httpDate.now())
+        headers.add(name: "server", value: serverName)
+        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code), headers: headers)
+    }
+
+    // MARK: streams, written by their task through `ChannelStreamWriter`
+
+    func writeStreamHead(_ context: ChannelHandlerContext, status: HTTPResponse.Status, fields: HTTPFields) -> EventLoopFuture<Void> {
+        guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        return context.writeAndFlush(wrapOutboundOut(.head(responseHead(status: status, fields: fields, contentLength: nil))))
+    }
+
+    func writeStreamPart(_ context: ChannelHandlerContext, _ part: ByteBuffer) -> EventLoopFuture<Void> {
+        guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        return context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(part))))
+    }
+
+    func endStream(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        state = .idle
+        let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        answerEnded(context)
+        takeQueued(context)
+        return written
+    }
+
+    /// A stream that stopped without its end cannot be finished: the connection closes.
+    func abandonStream(_ context: ChannelHandlerContext) {
+        guard !removed else { return }
+        context.close(promise: nil)
     }
 
     /// Reads go on while an answer is being made (holding them costs two `epoll_ctl` per request); only a

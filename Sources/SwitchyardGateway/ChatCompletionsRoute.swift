@@ -55,7 +55,7 @@ struct ChatCompletionsRoute: Sendable {
             ).response()
         }
         let admission = admitBody(
-            fields, body: body, snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true, slot: slot, started: started,
+            fields, body: body, snapshot: snapshot, channel: context.channel, watchesClient: true, slot: slot, started: started,
             endpoint: endpoint)
         switch admission {
         case .refused(let answer):
@@ -70,16 +70,17 @@ struct ChatCompletionsRoute: Sendable {
         }
     }
 
-    /// A plain request the channel handler admitted but does not answer on its loop: waiting for an identical
-    /// request, or with a shared store to ask. Its task is cancelled when the client's connection closes.
-    func answer(_ admission: Admission) async -> PlainAnswer {
+    /// A request the channel handler admitted but does not answer on its loop: a stream, one waiting for an
+    /// identical request, or one with a shared store to ask. Its task is cancelled when the client's connection
+    /// closes.
+    func respond(_ admission: Admission) async -> Dispatched {
         switch admission {
-        case .refused(let answer): return answer
+        case .refused(let answer): return .plain(answer)
         case .hit(let answer, let chat, let started):
             logHit(chat, started: started)
-            return answer
-        case .follow(let flight, let admitted): return await follow(flight, admitted).plain
-        case .dispatch(let admitted): return await dispatch(admitted).plain
+            return .plain(answer)
+        case .follow(let flight, let admitted): return await follow(flight, admitted)
+        case .dispatch(let admitted): return await dispatch(admitted)
         }
     }
 
@@ -140,54 +141,23 @@ struct ChatCompletionsRoute: Sendable {
 
     /// What `ChatChannelHandler` does with a whole request, decided without suspending.
     enum PipelineDecision {
-        /// A plain (non-streaming) request, admitted or refused here.
+        /// Admitted or refused here: answered on the connection, plain or streaming.
         case admitted(Admission)
-        /// A stream answered from the cache: these headers and this body; `logHit` once it is out.
-        case hit(PlainAnswer, ChatRequest, started: UInt64)
-        /// A stream, or a request whose connection handling the full path owns: pass it on.
+        /// A request whose connection handling the full path owns (it carries a `Connection` header): pass it on.
         case passOn
     }
 
-    /// What `pipelineDecision` read of a request it hands on: the scan, and the cache key when it made one.
-    struct Prepared: Sendable {
-        let summary: ChatRequestSummary
-        var cacheKey: CacheKey?
-    }
-
-    /// Plain requests are admitted here (and answered on the connection's loop when they can be); a stream is
-    /// answered here only from the cache, else passed on to the full path with `Connection`-header requests.
+    /// Every request is admitted here (plain ones answered on the connection's loop when they can be, streams
+    /// written to the connection by their task), except those with a `Connection` header, which pass on.
     func pipelineDecision(_ fields: AdmissionHeaders, body: ByteBuffer, channel: any Channel) -> PipelineDecision {
         let started = Monotonic.now()
         let snapshot = store.snapshot
         guard fields.connection == nil else { return .passOn }
-        let scanned = body.withUnsafeReadableBytes { raw in Result { () throws(RequestScanError) in try ChatRequestScan.scan(raw) } }
-        let table = snapshot.table
-        guard case .success(let summary) = scanned, summary.stream else {
-            let prepared = (try? scanned.get()).map { Prepared(summary: $0) }
-            switch admitHead(fields, client: clientIdentity(fields, channel: channel), table) {
-            case .failure(let refusal): return .admitted(.refused(PlainAnswer(refusal)))
-            case .success(let slot):
-                return .admitted(
-                    admitBody(fields, body: body, snapshot: snapshot, prepared: prepared, channel: channel, watchesClient: false, slot: slot, started: started))
-            }
+        switch admitHead(fields, client: clientIdentity(fields, channel: channel), snapshot.table) {
+        case .failure(let refusal): return .admitted(.refused(PlainAnswer(refusal)))
+        case .success(let slot):
+            return .admitted(admitBody(fields, body: body, snapshot: snapshot, channel: channel, watchesClient: false, slot: slot, started: started))
         }
-        // A stream: only a hit is answered here, and only when nothing the full path would count or refuse first
-        // (a client rate limit, a bad token, a body over the limit) applies.
-        guard table.cache.enabled, table.server.clientRequestsPerMinute == nil, body.readableBytes <= table.server.maxBodyBytes,
-            auth.check(fields.authorization) == nil, let route = table.target(named: summary.model)
-        else { return .passOn }
-        if let type = fields.contentType, !type.lowercased().hasPrefix("application/json") { return .passOn }
-        let policy = CachePolicy.decide(cacheControl: fields.cacheControl, routeEnabled: route.cacheEnabled, cacheEnabled: table.cache.enabled)
-        guard policy.lookup, policy.store else { return .passOn }
-        let scope = cacheScope(authorization: fields.authorization, table)
-        let now = clock.now()
-        guard let key = body.withUnsafeReadableBytes({ CanonicalRequest.key(body: $0, scope: scope, defaults: route.defaults) }),
-            let hit = cache.lookup(key, at: now), hit.replayable
-        else { return .passOn }
-        let chat = ChatRequest(
-            body: body, summary: summary, route: route, snapshot: snapshot, affinity: fields.affinity, deadline: now + table.retry.requestDeadline,
-            deadlineMono: started + UInt64(table.retry.requestDeadline.nanoseconds), channel: channel)
-        return .hit(hitAnswer(hit, chat), chat, started: started)
     }
 
     private func stream(_ admitted: Admitted, plan: RoutePlan) async -> Dispatched {

@@ -3,8 +3,8 @@ import SwitchyardCore
 
 /// Runs upstream work that must end when the client's connection does.
 ///
-/// Hummingbird does not cancel a handler whose client has gone, so requests it serves (streams, and plain
-/// requests the channel handler passes on) would keep their upstream call running until it answered. The
+/// Hummingbird does not cancel a handler whose client has gone, so requests it serves (those the channel
+/// handler passes on, Anthropic's Messages, embeddings) would keep their upstream call running until it answered. The
 /// connection is polled rather than awaited: an `EventLoopFuture`'s `get()` cannot be cancelled, so a task
 /// waiting on `closeFuture` would hold the group open after the work ended. Followers waiting on an identical
 /// request in flight (`SingleFlight`) watch their client the same way.

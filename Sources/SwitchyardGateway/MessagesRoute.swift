@@ -34,7 +34,7 @@ struct MessagesRoute: Sendable {
             return Self.error(error)
         }
         let admission = chat.admitBody(
-            fields, body: ByteBuffer(bytes: translated.body), snapshot: snapshot, prepared: nil, channel: context.channel, watchesClient: true,
+            fields, body: ByteBuffer(bytes: translated.body), snapshot: snapshot, channel: context.channel, watchesClient: true,
             slot: slot, started: started)
         let inputTokens = (try? ChatRequestScan.scan(translated.body).estimatedPromptTokens) ?? 0
         let answer: ChatCompletionsRoute.Dispatched

@@ -213,6 +213,9 @@ extension Dispatcher {
                 return .completed
             case .clientGone, .writeFailed:
                 return .clientGone
+            case .interrupted(let outcome) where outcome.kind == .cancelled:
+                // The task was cancelled: its client's connection closed.
+                return .clientGone
             case .interrupted(let outcome):
                 session.events.cancel()
                 if try await !continueStream(session, after: outcome, &writer) {

@@ -22,7 +22,7 @@ struct ChatChannelHandlerStateTests {
             route: h.gateway.chatRoute(), serverName: "switchyard", readTimeout: .seconds(30), idleTimeout: .seconds(60), logger: Logger(label: "test"))
     }
 
-    /// A request the handler passes on whole (one with a `Connection` header, as every stream) must not leave it
+    /// A request the handler passes on whole (one with a `Connection` header) must not leave it
     /// passing: the next chat request on the connection is the handler's again, held until its body has come.
     @Test func aRequestPassedOnWholeLeavesTheNextOneToTheHandler() async throws {
         try await withHarness { h in

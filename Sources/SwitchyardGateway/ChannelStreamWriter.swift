@@ -1,0 +1,55 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// Writes a stream's answer from its task to the client's connection through `ChatChannelHandler`, on the
+/// connection's loop. Each write waits until its part is handed to the socket, so a client that reads slowly
+/// holds the relay, and with it the upstream's reads: nothing queues without bound.
+struct ChannelStreamWriter: ResponseBodyWriter {
+    let handler: NIOLoopBound<ChatChannelHandler>
+    let context: NIOLoopBound<ChannelHandlerContext>
+    /// Set once the answer's end is written.
+    let progress: Progress
+
+    final class Progress: Sendable {
+        let ended = Atomic(false)
+    }
+
+    private var loop: any EventLoop { context.eventLoop }
+
+    /// Sends `response`: its head, then its body as its writer makes it. A client gone before the end is no
+    /// error here; the stream's own bookkeeping notices it.
+    static func send(_ response: Response, handler: NIOLoopBound<ChatChannelHandler>, context: NIOLoopBound<ChannelHandlerContext>) async {
+        let loop = context.eventLoop
+        let writer = ChannelStreamWriter(handler: handler, context: context, progress: Progress())
+        let (status, fields) = (response.status, response.headers)
+        do {
+            try await loop.flatSubmit { handler.value.writeStreamHead(context.value, status: status, fields: fields) }.get()
+            try await response.body.write(writer)
+        } catch {}
+        // A writer that stopped without its end leaves the answer unfinishable: the connection closes.
+        loop.execute {
+            if !writer.progress.ended.load(ordering: .relaxed) { handler.value.abandonStream(context.value) }
+        }
+    }
+
+    private init(handler: NIOLoopBound<ChatChannelHandler>, context: NIOLoopBound<ChannelHandlerContext>, progress: Progress) {
+        self.handler = handler
+        self.context = context
+        self.progress = progress
+    }
+
+    mutating func write(_ buffer: ByteBuffer) async throws {
+        let (handler, context) = (self.handler, self.context)
+        try await loop.flatSubmit { handler.value.writeStreamPart(context.value, buffer) }.get()
+    }
+
+    consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
+        let (handler, context, progress) = (self.handler, self.context, self.progress)
+        try await loop.flatSubmit {
+            progress.ended.store(true, ordering: .relaxed)
+            return handler.value.endStream(context.value)
+        }.get()
+    }
+}
