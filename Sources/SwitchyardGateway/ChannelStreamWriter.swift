@@ -21,12 +21,21 @@ struct ChannelStreamWriter: ResponseBodyWriter {
     /// Sends `response`: its head, then its body as its writer makes it. A client gone before the end is no
     /// error here; the stream's own bookkeeping notices it.
     static func send(_ response: Response, handler: NIOLoopBound<ChatChannelHandler>, context: NIOLoopBound<ChannelHandlerContext>) async {
+        await send(head: (response.status, response.headers), body: response.body, handler: handler, context: context)
+    }
+
+    /// Sends `body`, after `head` unless the head is already out (a stream the channel handler began relaying).
+    static func send(
+        head: (HTTPResponse.Status, HTTPFields)?, body: ResponseBody, handler: NIOLoopBound<ChatChannelHandler>,
+        context: NIOLoopBound<ChannelHandlerContext>
+    ) async {
         let loop = context.eventLoop
         let writer = ChannelStreamWriter(handler: handler, context: context, progress: Progress())
-        let (status, fields) = (response.status, response.headers)
         do {
-            try await loop.flatSubmit { handler.value.writeStreamHead(context.value, status: status, fields: fields) }.get()
-            try await response.body.write(writer)
+            if let (status, fields) = head {
+                try await loop.flatSubmit { handler.value.writeStreamHead(context.value, status: status, fields: fields) }.get()
+            }
+            try await body.write(writer)
         } catch {}
         // A writer that stopped without its end leaves the answer unfinishable: the connection closes.
         loop.execute {

@@ -8,9 +8,10 @@ import SwitchyardCore
 
 /// Serves `POST /v1/chat/completions` inside the connection's channel pipeline, on the event loop that read
 /// the request, straight from NIOHTTP1's parts: cache hits at once, other plain (non-streaming) requests on this
-/// loop through `PlainProxy` (or in a task when a shared store must be asked first), streams in a task that
-/// writes them here through `ChannelStreamWriter`. Requests with a `Connection` header and every other path
-/// pass on to Hummingbird (its HTTPTypes codec and router), which sits behind this handler.
+/// loop through `PlainProxy`, streams on this loop through `StreamProxy`; either in a task when a shared store
+/// must be asked first (a stream's task writes it here through `ChannelStreamWriter`). Requests with a
+/// `Connection` header and every other path pass on to Hummingbird (its HTTPTypes codec and router), which sits
+/// behind this handler.
 ///
 /// The handler also owns the connection's timing for every request, its own and those passed on
 /// (`ConnectionLifecycle`: read timeout, idle timeout, closing after the last answer once the server shuts
@@ -37,11 +38,13 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// What makes the current answer, cancelled when the client's connection closes.
     private enum Answering {
         case onLoop(PlainProxy)
+        case streamOnLoop(StreamProxy)
         case task(Task<Void, Never>)
 
         func cancel() {
             switch self {
             case .onLoop(let proxy): proxy.cancel()
+            case .streamOnLoop(let proxy): proxy.cancel()
             case .task(let task): task.cancel()
             }
         }
@@ -148,9 +151,9 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelRead(wrapInboundOut(head))
     }
 
-    /// Answers an admitted request: at once when refused or a hit, on this loop when it is plain and its first
-    /// attempt can go out here, else in a task: a plain answer the handler takes back on its loop to write, a
-    /// stream the task writes through `ChannelStreamWriter`.
+    /// Answers an admitted request: at once when refused or a hit, on this loop when its first attempt can go
+    /// out here (`PlainProxy`, `StreamProxy`), else in a task: a plain answer the handler takes back on its loop
+    /// to write, a stream the task writes through `ChannelStreamWriter`.
     private func answer(_ admission: Admission, context: ChannelHandlerContext) {
         let loop = context.eventLoop
         let handler = NIOLoopBound(self, eventLoop: loop)
@@ -161,7 +164,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .hit(let answer, let chat, let started):
             write(context, answer)
             route.logHit(chat, started: started)
-        case .dispatch(let admitted) where route.answersOnLoop && !admitted.chat.summary.stream:
+        case .dispatch(let admitted) where route.answersOnLoop && admitted.chat.summary.stream:
+            let proxy = StreamProxy(route: route, admitted: admitted, plan: route.plan(admitted), handler: self, context: context)
+            state = .answering(.streamOnLoop(proxy))
+            proxy.start()
+        case .dispatch(let admitted) where route.answersOnLoop:
             let proxy = PlainProxy(route: route, admitted: admitted, plan: route.plan(admitted), loop: loop) { answer in
                 handler.value.answered(bound.value, answer)
             }
@@ -180,7 +187,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func answered(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
+    func answered(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
         guard !removed else { return }
         state = .idle
         write(context, answer)
@@ -223,11 +230,13 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code), headers: headers)
     }
 
-    // MARK: streams, written by their task through `ChannelStreamWriter`
+    // MARK: streams, written by `StreamProxy` on this loop or by their task through `ChannelStreamWriter`
 
-    func writeStreamHead(_ context: ChannelHandlerContext, status: HTTPResponse.Status, fields: HTTPFields) -> EventLoopFuture<Void> {
+    /// Unflushed, the head leaves with the body part written next.
+    func writeStreamHead(_ context: ChannelHandlerContext, status: HTTPResponse.Status, fields: HTTPFields, flush: Bool = true) -> EventLoopFuture<Void> {
         guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
-        return context.writeAndFlush(wrapOutboundOut(.head(responseHead(status: status, fields: fields, contentLength: nil))))
+        let head = wrapOutboundOut(.head(responseHead(status: status, fields: fields, contentLength: nil)))
+        return flush ? context.writeAndFlush(head) : context.write(head)
     }
 
     func writeStreamPart(_ context: ChannelHandlerContext, _ part: ByteBuffer) -> EventLoopFuture<Void> {
@@ -242,6 +251,12 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answerEnded(context)
         takeQueued(context)
         return written
+    }
+
+    /// A stream's proxy relays as fast as the client takes it.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .answering(.streamOnLoop(let proxy)) = state { proxy.writabilityChanged(context.channel.isWritable) }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A stream that stopped without its end cannot be finished: the connection closes.

@@ -159,42 +159,6 @@ struct ChatCompletionsRoute: Sendable {
             return .admitted(admitBody(fields, body: body, snapshot: snapshot, channel: channel, watchesClient: false, slot: slot, started: started))
         }
     }
-
-    private func stream(_ admitted: Admitted, plan: RoutePlan) async -> Dispatched {
-        let chat = admitted.chat
-        switch await dispatcher.startStream(chat, plan: plan) {
-        case .failed(let error, let attempts):
-            return .plain(failed(error, attempts: attempts, admitted))
-        case .started(let session):
-            var headers = headers(chat, model: session.model, key: session.key, attempts: session.walk.attempts, cache: admitted.cacheHeader)
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
-            let dispatcher = self.dispatcher
-            let route = self
-            let (slot, cacheKey, ticket, cacheHeader, started) = (admitted.slot, admitted.cacheKey, admitted.ticket, admitted.cacheHeader, admitted.started)
-            let end = StreamEnd { ending in
-                slot.release()
-                session.events.cancel()
-                let answer = cacheKey == nil ? nil : Dispatcher.answer(of: session, ending: ending)
-                if let cacheKey, let answer { route.keep(answer, for: cacheKey, chat.snapshot.table) }
-                ticket?.land(answer)
-                let status = ending == .completed ? 200 : ending == .clientGone ? GatewayError.clientClosed.status.code : 502
-                route.logRequest(
-                    chat, status: status, model: session.model, key: session.key, attempts: session.walk.attempts,
-                    started: started, cache: cacheHeader, error: ending == .completed ? nil : "stream \(ending)",
-                    continuations: session.continuations)
-            }
-            return .stream(
-                Response(
-                    status: .ok, headers: headers,
-                    body: ResponseBody { writer in
-                        let ending = await dispatcher.relay(session, to: &writer)
-                        // A client that has gone cannot be finished for; the bookkeeping runs either way.
-                        if ending != .clientGone { try? await writer.finish(nil) }
-                        end.run(ending)
-                    }))
-        }
-    }
 }
 
 /// Bearer tokens apps must send, from the variable named by `client_tokens_env`. None configured: open,
@@ -224,23 +188,4 @@ public struct ClientAuth: Sendable {
         }
         return nil
     }
-}
-
-/// A stream's last bookkeeping (its in-flight slot, cache, waiting followers, log line), run once: by the body
-/// writer when the stream ends, or, if the client left before Hummingbird started the body (the head's write
-/// failed, so the writer never runs), when the response is dropped.
-final class StreamEnd: Sendable {
-    private let finish: @Sendable (Dispatcher.StreamEnding) -> Void
-    private let done = Atomic<Bool>(false)
-
-    init(_ finish: @escaping @Sendable (Dispatcher.StreamEnding) -> Void) {
-        self.finish = finish
-    }
-
-    func run(_ ending: Dispatcher.StreamEnding) {
-        guard !done.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        finish(ending)
-    }
-
-    deinit { run(.clientGone) }
 }

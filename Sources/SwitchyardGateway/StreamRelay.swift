@@ -9,7 +9,8 @@ import SwitchyardCore
 final class StreamSession: @unchecked Sendable {
     let request: ChatRequest
     var walk: Dispatcher.Walk
-    var events: UpstreamEvents
+    /// The attempt being relayed; nil while the channel handler relays it on its loop, and after it.
+    var events: UpstreamEvents?
     var model: ModelID
     var key: KeyID
     /// Events read before output was confirmed, re-framed and sent first.
@@ -30,7 +31,7 @@ final class StreamSession: @unchecked Sendable {
     /// is not stored (a replay carries text only).
     var toolCallsSeen = false
 
-    init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
+    init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents?, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
         self.request = request
         self.walk = walk
         self.events = events
@@ -56,7 +57,16 @@ extension Dispatcher {
 
     /// Tries candidates until one produces output; every failure before that is invisible to the client.
     func startStream(_ request: ChatRequest, plan: RoutePlan) async -> StreamStart {
-        var walk = Walk(plan: plan, sameModelRetries: request.snapshot.table.retry.sameModelRetries)
+        await startStream(request, walk: Walk(plan: plan, sameModelRetries: request.snapshot.table.retry.sameModelRetries))
+    }
+
+    /// Walks on from `walk` until a candidate produces output; `after` is an attempt already made (by the channel
+    /// handler on its event loop) whose failure moves the walk first.
+    func startStream(_ request: ChatRequest, walk start: Walk, after failed: FailedAttempt? = nil) async -> StreamStart {
+        var walk = start
+        if let failed, await !proceed(&walk, request, after: failed) {
+            return .failed(failure(walk, request), attempts: walk.attempts)
+        }
         while let (model, key) = await nextCandidate(&walk, request) {
             walk.attempts += 1
             let outcome: Outcome
@@ -77,12 +87,7 @@ extension Dispatcher {
                 outcome = refusal
             }
             // As in `complete`: the client has gone (answered 499 by `failure`), or the retry policy decides.
-            if outcome.kind == .cancelled {
-                log(request.snapshot.health.record(model: model, key: key, outcome: outcome, at: clock.now()), request.snapshot)
-                walk.gaveUp = .cancelled
-                break
-            }
-            if await !afterFailure(&walk, request, model: model, key: key, outcome: outcome) { break }
+            if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
         }
         return .failed(failure(walk, request), attempts: walk.attempts)
     }
@@ -179,10 +184,12 @@ extension Dispatcher {
     /// continued on the next prefill-capable candidate, so the client receives one complete answer or a
     /// clean error event, never a truncated stream that looks finished. A client that has gone shows as
     /// `.clientGone`, never as a thrown error, so the caller's bookkeeping (log line, cache, followers) runs.
-    func relay(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async -> StreamEnding {
+    /// With `interruption`, the stream was relayed on the channel handler's loop until it was interrupted so:
+    /// the relay goes on with its continuation.
+    func relay(_ session: StreamSession, after interruption: Outcome? = nil, to writer: inout any ResponseBodyWriter) async -> StreamEnding {
         let ending: StreamEnding
         do {
-            ending = try await relayEvents(session, to: &writer)
+            ending = try await relayEvents(session, after: interruption, to: &writer)
         } catch {
             // Only writes to the client throw.
             ending = .clientGone
@@ -191,25 +198,32 @@ extension Dispatcher {
             let snapshot = session.request.snapshot
             log(snapshot.health.record(model: session.model, key: session.key, outcome: Outcome(.cancelled), at: clock.now()), snapshot)
         }
-        session.events.cancel()
+        session.events?.cancel()
         return ending
     }
 
-    private func relayEvents(_ session: StreamSession, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
-        let request = session.request
-        let snapshot = request.snapshot
-        for event in session.pending {
-            if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
-            try await writer.write(Self.frame(event))
+    private func relayEvents(_ session: StreamSession, after interruption: Outcome?, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
+        var interruption = interruption
+        if interruption == nil {
+            for event in session.pending {
+                if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
+                try await writer.write(Self.frame(event))
+            }
+            session.pending = []
+            session.events?.markOutputStarted()
         }
-        session.pending = []
-        session.events.markOutputStarted()
         while true {
+            if let outcome = interruption {
+                session.events?.cancel()
+                if try await !continueStream(session, after: outcome, &writer) {
+                    return .failedMidStream
+                }
+                interruption = nil
+            }
             let ending = await pump(session, &writer)
             switch ending {
             case .completed:
-                log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
-                if let usage = session.usageJSON { countTokens(request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
+                streamCompleted(session)
                 return .completed
             case .clientGone, .writeFailed:
                 return .clientGone
@@ -217,14 +231,18 @@ extension Dispatcher {
                 // The task was cancelled: its client's connection closed.
                 return .clientGone
             case .interrupted(let outcome):
-                session.events.cancel()
-                if try await !continueStream(session, after: outcome, &writer) {
-                    return .failedMidStream
-                }
+                interruption = outcome
             default:
                 return ending
             }
         }
+    }
+
+    /// A stream that reached its end: a success for its pair, and its reported tokens counted.
+    func streamCompleted(_ session: StreamSession) {
+        let snapshot = session.request.snapshot
+        log(snapshot.health.record(model: session.model, key: session.key, outcome: .success, at: clock.now()), snapshot)
+        if let usage = session.usageJSON { countTokens(session.request, model: session.model, key: session.key, UsageTokens.scan(usage)) }
     }
 
     enum StreamEnding: Sendable, Equatable {
@@ -237,6 +255,8 @@ extension Dispatcher {
 
     /// Forwards events until the stream ends one way or another.
     private func pump(_ session: StreamSession, _ writer: inout any ResponseBodyWriter) async -> StreamEnding {
+        // Relayed after a continuation, which always leaves its attempt here.
+        guard let events = session.events else { return .interrupted(Outcome(.transient, message: "no attempt to relay")) }
         let classifier = session.request.snapshot.classifiers[session.request.snapshot.table.models[session.model].provider]
         // Events that arrived together are written together: one write and flush for all of them, made before
         // waiting for more (and before any ending), so nothing that arrived waits for what has not.
@@ -250,11 +270,11 @@ extension Dispatcher {
         do {
             while true {
                 let event: [UInt8]
-                if let arrived = session.events.nextArrived() {
+                if let arrived = events.nextArrived() {
                     event = arrived
                 } else {
                     guard await flush(&writer) else { return .writeFailed }
-                    guard let next = try await session.events.next() else { break }
+                    guard let next = try await events.next() else { break }
                     event = next
                 }
                 if StreamChunkScan.isDone(event) {
@@ -351,7 +371,7 @@ extension Dispatcher {
                     if done {
                         try await writer.write(Self.done)
                         log(snapshot.health.record(model: model, key: key, outcome: .success, at: clock.now()), snapshot)
-                        session.events.cancel()
+                        events.cancel()
                         // Nothing more will come: make the relay loop end cleanly.
                         session.finishSeen = true
                     }

@@ -1,0 +1,86 @@
+import FakeUpstream
+import Foundation
+import NIOCore
+import SwitchyardCore
+import Testing
+
+@testable import SwitchyardGateway
+
+/// A client that reads a stream slowly holds the upstream's reads, through the gateway: nothing of the stream
+/// queues in the gateway without bound.
+@Suite struct StreamBackpressureTests {
+    /// A client that stops reading a long stream (about 12 MB): the gateway's upstream connection has its reads
+    /// held (a gateway reading ahead would take the whole stream at once; the client's small receive buffer and
+    /// the gateway's send buffer hold a fraction of it); once the client reads again every event arrives, to [DONE].
+    @Test func aClientNotReadingHoldsTheUpstreamsReads() async throws {
+        // The fake makes the whole answer before its head, slowly in a debug build under the full suite's load.
+        let generous: (inout RoutingTable) -> Void = {
+            $0.retry.firstTokenTimeout = .seconds(20)
+            $0.retry.requestDeadline = .seconds(60)
+        }
+        try await withHarness(script: "default: { answer_tokens: 100000 }", edit: generous) { h in
+            let fd = try Self.connect(port: h.port, receiveBuffer: 4096)
+            defer { close(fd) }
+            let body = chat("read me slowly", stream: true)
+            let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            let origin = try #require(UpstreamTarget(url: h.fake.baseURL)?.origin)
+            func held() async throws -> Int {
+                var held = 0
+                for loop in h.upstream.group.makeIterator() {
+                    let pool = h.upstream.pool(for: loop)
+                    held += try await loop.submit { pool.heldCount(origin) }.get()
+                }
+                return held
+            }
+            let since = Date()
+            while try await held() == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try await held() == 1, "the gateway read the upstream's stream ahead of its client")
+
+            let text = try await Self.readToEnd(fd)
+            let events = text.components(separatedBy: "data: ").count - 1
+            #expect(events > 100_000)
+            #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
+        }
+    }
+
+    static func connect(port: Int, receiveBuffer: Int32) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var size = receiveBuffer
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else {
+            close(fd)
+            throw GatewayProcessError(message: "connect: errno \(errno)")
+        }
+        return fd
+    }
+
+    /// Everything the gateway sends until its chunked answer ends (or 20 s pass), without blocking a thread.
+    static func readToEnd(_ fd: Int32) async throws -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, !received.ends(with: Array("0\r\n\r\n".utf8)) {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n > 0 {
+                received += buffer[0..<n]
+            } else if n == 0 {
+                break
+            } else {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
+    }
+}
