@@ -26,6 +26,8 @@ struct LoadResult {
     var latencyNs: UInt64
     /// Until the first body byte.
     var firstByteNs: UInt64
+    /// Until the first byte of a streamed answer's first text (`"content":"`), 0 if none came or the body was not kept.
+    var firstContentNs: UInt64 = 0
     /// `x-switchyard-*` response headers, names lowercased.
     var headers: [String: String]
     var body: [UInt8]
@@ -54,6 +56,7 @@ final class LoadGenerator {
         var started: UInt64 = 0
         var intended: UInt64 = 0
         var firstByte: UInt64 = 0
+        var firstContent: UInt64 = 0
         var headers: [String: String] = [:]
         var body: [UInt8] = []
 
@@ -157,6 +160,7 @@ final class LoadGenerator {
         slot.headers = [:]
         slot.body = []
         slot.firstByte = 0
+        slot.firstContent = 0
         if slot.headerListFor != request.headers {
             curl_slist_free_all(slot.headerList)
             slot.headerList = nil
@@ -197,8 +201,24 @@ final class LoadGenerator {
         if slot.firstByte == 0 { slot.firstByte = Clock.now() }
         if slot.request.keepBody, let data {
             data.withMemoryRebound(to: UInt8.self, capacity: n) { slot.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: n)) }
+            if slot.firstContent == 0, contentBegins(in: slot.body, last: n) { slot.firstContent = Clock.now() }
         }
         return n
+    }
+
+    private static let contentMarker = Array(#""content":""#.utf8)
+
+    /// Whether the last `count` bytes of `body` (with the marker's length before them, for a marker split
+    /// between two reads) hold the start of an answer's text: `"content":"` and a character (a role chunk's
+    /// `"content":""` is not text).
+    private static func contentBegins(in body: [UInt8], last count: Int) -> Bool {
+        var rest = body[max(0, body.count - count - contentMarker.count - 1)...]
+        while let found = rest.firstRange(of: contentMarker) {
+            guard found.upperBound < body.endIndex else { return false }
+            if body[found.upperBound] != UInt8(ascii: "\"") { return true }
+            rest = body[found.upperBound...]
+        }
+        return false
     }
 
     private static let onHeader: sy_write_callback = { data, size, count, user in
@@ -257,7 +277,8 @@ final class LoadGenerator {
             curl_multi_remove_handle(multi, easy)
             let result = LoadResult(
                 tag: slot.request.tag, status: status, latencyNs: now - slot.intended,
-                firstByteNs: slot.firstByte == 0 ? now - slot.intended : slot.firstByte - slot.intended, headers: slot.headers, body: slot.body,
+                firstByteNs: slot.firstByte == 0 ? now - slot.intended : slot.firstByte - slot.intended,
+                firstContentNs: slot.firstContent == 0 ? 0 : slot.firstContent - slot.intended, headers: slot.headers, body: slot.body,
                 error: code == CURLE_OK ? nil : String(cString: curl_easy_strerror(code)), completedAt: now)
             idle.append(slot)
             progress(result)
