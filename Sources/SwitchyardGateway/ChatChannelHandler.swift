@@ -6,12 +6,12 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardCore
 
-/// Serves `POST /v1/chat/completions` inside the connection's channel pipeline, on the event loop that read
-/// the request, straight from NIOHTTP1's parts: cache hits at once, other plain (non-streaming) requests on this
-/// loop through `PlainProxy`, streams on this loop through `StreamProxy`; either in a task when a shared store
-/// must be asked first (a stream's task writes it here through `ChannelStreamWriter`). Requests with a
-/// `Connection` header and every other path pass on to Hummingbird (its HTTPTypes codec and router), which sits
-/// behind this handler.
+/// Serves `POST /v1/chat/completions` and `POST /v1/embeddings` inside the connection's channel pipeline, on the
+/// event loop that read the request, straight from NIOHTTP1's parts: cache hits at once, other plain
+/// (non-streaming) requests on this loop through `PlainProxy`, streams on this loop through `StreamProxy`; either
+/// in a task when a shared store must be asked first (a stream's task writes it here through
+/// `ChannelStreamWriter`). Requests with a `Connection` header and every other path pass on to Hummingbird (its
+/// HTTPTypes codec and router), which sits behind this handler.
 ///
 /// The handler also owns the connection's timing for every request, its own and those passed on
 /// (`ConnectionLifecycle`: read timeout, idle timeout, closing after the last answer once the server shuts
@@ -27,8 +27,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State {
         /// Between requests.
         case idle
-        /// Holding a chat request until its end arrives.
-        case holding(HTTPRequestHead, ByteBuffer)
+        /// Holding a chat or embeddings request until its end arrives.
+        case holding(HTTPRequestHead, ByteBuffer, UpstreamEndpoint)
         /// Passing the current request on as it arrives.
         case passing
         /// The answer is being made: on this loop, or by a task.
@@ -106,13 +106,13 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func take(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
         switch (state, part) {
         case (.idle, .head(let head)):
-            if passedOn == 0, head.method == .POST, head.uri == "/v1/chat/completions", head.version == .http1_1 {
+            if passedOn == 0, head.method == .POST, head.version == .http1_1, let endpoint = Self.endpoint(head.uri) {
                 maxBody = route.store.snapshot.table.server.maxBodyBytes
-                state = .holding(head, context.channel.allocator.buffer(capacity: 0))
+                state = .holding(head, context.channel.allocator.buffer(capacity: 0), endpoint)
             } else {
                 passOn(context, part)
             }
-        case (.holding(let head, var body), .body(var chunk)):
+        case (.holding(let head, var body, let endpoint), .body(var chunk)):
             state = .idle  // drop the reference so the buffer is not copied on write
             if body.readableBytes + chunk.readableBytes > maxBody {
                 // The full path refuses it with its own answer.
@@ -121,11 +121,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.fireChannelRead(wrapInboundOut(.body(chunk)))
             } else {
                 if body.readableBytes == 0 { body = chunk } else { body.writeBuffer(&chunk) }
-                state = .holding(head, body)
+                state = .holding(head, body, endpoint)
             }
-        case (.holding(let head, let body), .end(let trailers)):
+        case (.holding(let head, let body, let endpoint), .end(let trailers)):
             state = .idle
-            switch route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel) {
+            switch route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel, endpoint: endpoint) {
             case .admitted(let admission):
                 answer(admission, context: context)
             case .passOn:
@@ -141,6 +141,15 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelRead(wrapInboundOut(part))
         default:
             context.fireChannelRead(wrapInboundOut(part))
+        }
+    }
+
+    /// The proxied endpoint at `uri`, if it is one this handler serves.
+    static func endpoint(_ uri: String) -> UpstreamEndpoint? {
+        switch uri {
+        case "/v1/chat/completions": .chatCompletions
+        case "/v1/embeddings": .embeddings
+        default: nil
         }
     }
 

@@ -32,8 +32,8 @@ struct ChatCompletionsRoute: Sendable {
     /// shared store may have to be asked first (a quota reservation, the shared cache tier).
     var answersOnLoop: Bool { sharedCache == nil && dispatcher.quotas == nil }
 
-    /// Hummingbird's path for `endpoint`: streams, requests with a `Connection` header, and every
-    /// `POST /v1/embeddings` (which admission, the walk and the cache serve as they serve chat).
+    /// Hummingbird's path for `endpoint` (chat or embeddings, which admission, the walk and the cache serve alike):
+    /// requests with a `Connection` header, which the channel handler passes on.
     func handle(_ request: Request, context: GatewayRequestContext, endpoint: UpstreamEndpoint = .chatCompletions) async throws -> Response {
         let started = Monotonic.now()
         let snapshot = store.snapshot
@@ -149,14 +149,15 @@ struct ChatCompletionsRoute: Sendable {
 
     /// Every request is admitted here (plain ones answered on the connection's loop when they can be, streams
     /// written to the connection by their task), except those with a `Connection` header, which pass on.
-    func pipelineDecision(_ fields: AdmissionHeaders, body: ByteBuffer, channel: any Channel) -> PipelineDecision {
+    func pipelineDecision(_ fields: AdmissionHeaders, body: ByteBuffer, channel: any Channel, endpoint: UpstreamEndpoint) -> PipelineDecision {
         let started = Monotonic.now()
         let snapshot = store.snapshot
         guard fields.connection == nil else { return .passOn }
         switch admitHead(fields, client: clientIdentity(fields, channel: channel), snapshot.table) {
         case .failure(let refusal): return .admitted(.refused(PlainAnswer(refusal)))
         case .success(let slot):
-            return .admitted(admitBody(fields, body: body, snapshot: snapshot, channel: channel, watchesClient: false, slot: slot, started: started))
+            return .admitted(
+                admitBody(fields, body: body, snapshot: snapshot, channel: channel, watchesClient: false, slot: slot, started: started, endpoint: endpoint))
         }
     }
 }
