@@ -236,6 +236,8 @@ final class StreamProxy: UpstreamExchangeDelegate {
         }
         pending = []
         lastEvent = Monotonic.now()
+        // From now on silence is timed against the idle timeout, which may fall before the first token's.
+        arm()
         return session
     }
 
@@ -261,9 +263,9 @@ final class StreamProxy: UpstreamExchangeDelegate {
 
     /// The stream reached its end. The upstream call is left to end on its own, so its connection can be reused.
     private func complete(_ session: StreamSession, writingDone: Bool) {
-        end(cancellingUpstream: false)
         if writingDone { unwritten.writeImmutableBuffer(Dispatcher.done) }
         flush()
+        end(cancellingUpstream: false)
         dispatcher.streamCompleted(session)
         _ = handler.endStream(context)
         route.streamEnded(session, .completed, admitted)
@@ -322,7 +324,8 @@ final class StreamProxy: UpstreamExchangeDelegate {
         task = Task { await ChannelStreamWriter.send(head: nil, body: body, handler: handler, context: context) }
     }
 
-    /// Stops the proxy's own part: its timer, and the upstream call if it is still running.
+    /// Stops the proxy's own part: its timer, and the upstream call if it is still running. An upstream call left
+    /// to end on its own reads on to its end.
     private func end(cancellingUpstream: Bool = true) {
         phase = .done
         timer?.cancel()
@@ -330,6 +333,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
         if let exchange, !exchange.isDone {
             if cancellingUpstream { exchange.cancel() } else if readsHeld { exchange.resumeReading() }
         }
+        readsHeld = false
         exchange = nil
     }
 

@@ -21,6 +21,25 @@ import Testing
         }
     }
 
+    /// Once output has begun, silence is timed against `stream_idle_timeout` even when `first_token_timeout` is
+    /// far longer: a stream that stalls is continued after the idle timeout, not the first token's.
+    @Test func aStallAfterOutputIsTimedByTheIdleTimeout() async throws {
+        let script = #"models_behavior: { "\#(Self.fast)": { fault: stall, after_tokens: 5 } }"#
+        let timeouts: (inout RoutingTable) -> Void = {
+            $0.retry.firstTokenTimeout = .seconds(6)
+            $0.retry.streamIdleTimeout = .milliseconds(300)
+        }
+        try await withHarness(script: script, edit: timeouts) { h in
+            let prompt = "stall after output"
+            let started = Date()
+            let reply = try await h.post(chat(prompt, stream: true))
+            let seconds = Date().timeIntervalSince(started)
+            #expect(ParsedStream(reply.events).content == expectedAnswer(prompt))
+            #expect(h.fake.log().perAction["prefill"] == 1)
+            #expect(seconds < 3 * timingScale, "continued after \(seconds)s: the stall was timed by the first token's 6 s")
+        }
+    }
+
     @Test(arguments: ["cut", "stall", "stream_error"])
     func anInterruptedStreamIsContinuedIntoOneCompleteAnswer(fault: String) async throws {
         let script = #"models_behavior: { "\#(Self.fast)": { fault: \#(fault), after_tokens: 5 } }"#
