@@ -49,11 +49,30 @@ public struct LineLogHandler: LogHandler {
             if let extra { all.merge(extra) { _, new in new } }
             pretty = Self.pretty(all)
         }
-        var line = stamp.now()
-        line += " \(event.level) \(label):"
+        let (stamp, level, label, message) = (stamp.now(), event.level.rawValue, label, event.message.description)
+        // On an event loop the line is formatted straight into the loop's batch buffer.
+        let batched = LogLineBatch.append(descriptor: descriptor) { bytes in
+            bytes.append(contentsOf: stamp.utf8)
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: level.utf8)
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: label.utf8)
+            bytes.append(UInt8(ascii: ":"))
+            if let pretty {
+                bytes.append(UInt8(ascii: " "))
+                bytes.append(contentsOf: pretty.utf8)
+            }
+            bytes.append(contentsOf: " [".utf8)
+            bytes.append(contentsOf: event.source.utf8)
+            bytes.append(contentsOf: "] ".utf8)
+            bytes.append(contentsOf: message.utf8)
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        if batched { return }
+        var line = stamp
+        line += " \(level) \(label):"
         if let pretty { line += " " + pretty }
-        line += " [\(event.source)] \(event.message)\n"
-        if LogLineBatch.add(&line, descriptor: descriptor) { return }
+        line += " [\(event.source)] \(message)\n"
         line.withUTF8 { Self.writeAll(descriptor, UnsafeRawBufferPointer($0)) }
     }
 

@@ -24,9 +24,9 @@ final class LogLineBatch {
         bytes.reserveCapacity(Self.limit)
     }
 
-    /// Keeps `line` for the end of the current turn when called on an event loop's thread; false elsewhere
-    /// (the caller writes it itself).
-    static func add(_ line: inout String, descriptor: Int32) -> Bool {
+    /// Lets `format` append a line to the current turn's buffer when called on an event loop's thread; false
+    /// elsewhere (the caller writes the line itself).
+    static func append(descriptor: Int32, _ format: (inout [UInt8]) -> Void) -> Bool {
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop else { return false }
         let batch: LogLineBatch
         if let existing = perThread.currentValue {
@@ -35,16 +35,16 @@ final class LogLineBatch {
             batch = LogLineBatch()
             perThread.currentValue = batch
         }
-        batch.add(&line, descriptor: descriptor, loop: loop)
+        batch.append(descriptor: descriptor, loop: loop, format)
         return true
     }
 
-    private func add(_ line: inout String, descriptor: Int32, loop: any EventLoop) {
+    private func append(descriptor: Int32, loop: any EventLoop, _ format: (inout [UInt8]) -> Void) {
         if descriptor != self.descriptor {
             flush()
             self.descriptor = descriptor
         }
-        line.withUTF8 { bytes.append(contentsOf: $0) }
+        format(&bytes)
         if bytes.count >= Self.limit {
             flush()
         } else if !flushScheduled {
