@@ -17,12 +17,12 @@ extension SharedStateStore {
         let digest = Self.bytes(key)
         let ms = now.millisecondsSinceEpoch
         return try await bounded(timeout) {
-            let rows = try await self.client.query(
+            let rows = try await self.run(
                 """
                 SELECT stored_ms, expires_ms, id, created, upstream_model, model_name, key_label, content, finish_reason, usage_json,
                   body, replayable FROM cache_entries WHERE digest = \(digest) AND expires_ms > \(ms)
-                """, logger: self.logger)
-            for try await (stored, expires, id, created, upstream, model, label, content, finish, usage, body, replayable) in rows.decode(
+                """)
+            for (stored, expires, id, created, upstream, model, label, content, finish, usage, body, replayable) in try rows.decode(
                 (Int64, Int64, String, Int64, String, String, String, String, String, String?, ByteBuffer?, Bool).self)
             {
                 var answer = CachedAnswer(
@@ -41,10 +41,10 @@ extension SharedStateStore {
         guard !entries.isEmpty else { return }
         let logger = self.logger
         try await bounded {
-            try await self.client.withTransaction(logger: logger) { c in
+            try await self.transaction { c in
                 for e in entries {
                     let a = e.answer
-                    try await c.query(
+                    try await c.run(
                         """
                         INSERT INTO cache_entries VALUES (\(Self.bytes(e.key)), \(e.storedAt.millisecondsSinceEpoch), \(e.expires.millisecondsSinceEpoch),
                           \(a.id), \(Int64(a.created)), \(a.upstreamModel), \(a.modelName), \(a.keyLabel), \(a.content), \(a.finishReason),
@@ -62,12 +62,12 @@ extension SharedStateStore {
     /// Drops expired answers.
     func pruneCache(at now: Timestamp) async throws {
         let ms = now.millisecondsSinceEpoch
-        _ = try await bounded { try await self.client.query("DELETE FROM cache_entries WHERE expires_ms <= \(ms)", logger: self.logger) }
+        _ = try await bounded { try await self.run("DELETE FROM cache_entries WHERE expires_ms <= \(ms)") }
     }
 
     /// Empties the shared tier (an operator's `POST /admin/cache/clear`).
     func clearCache() async throws {
-        _ = try await bounded { try await self.client.query("DELETE FROM cache_entries", logger: self.logger) }
+        _ = try await bounded { try await self.run("DELETE FROM cache_entries") }
     }
 
     private static func bytes(_ key: CacheKey) -> ByteBuffer {

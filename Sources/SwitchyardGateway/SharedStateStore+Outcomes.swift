@@ -11,9 +11,9 @@ extension SharedStateStore {
         let bucket = now.millisecondsSinceEpoch / 1000 * 1000
         let horizon = (now - window).millisecondsSinceEpoch
         return try await bounded {
-            try await self.client.withTransaction(logger: logger) { c in
+            try await self.transaction { c in
                 for o in mine {
-                    try await c.query(
+                    try await c.run(
                         """
                         INSERT INTO outcome_counts VALUES (\(o.label), \(replica), \(bucket), \(Int64(o.ok)), \(Int64(o.failed)))
                         ON CONFLICT (label, replica, bucket_ms) DO UPDATE SET ok = outcome_counts.ok + excluded.ok,
@@ -21,12 +21,12 @@ extension SharedStateStore {
                         """, logger: logger)
                 }
                 var others: [String: [OutcomeBucket]] = [:]
-                let rows = try await c.query(
+                let rows = try await c.run(
                     """
                     SELECT label, bucket_ms, SUM(ok)::BIGINT, SUM(failed)::BIGINT FROM outcome_counts
                     WHERE replica <> \(replica) AND bucket_ms > \(horizon) GROUP BY label, bucket_ms
                     """, logger: logger)
-                for try await (label, at, ok, failed) in rows.decode((String, Int64, Int64, Int64).self) {
+                for (label, at, ok, failed) in try rows.decode((String, Int64, Int64, Int64).self) {
                     others[label, default: []].append(OutcomeBucket(at: Timestamp(millisecondsSinceEpoch: at), ok: Int(ok), failed: Int(failed)))
                 }
                 return others
@@ -37,6 +37,6 @@ extension SharedStateStore {
     /// Drops key outcomes counted before `before` (the 50% rule's window is far shorter than the hour kept).
     func pruneOutcomes(before: Timestamp) async throws {
         let ms = before.millisecondsSinceEpoch
-        _ = try await bounded { try await self.client.query("DELETE FROM outcome_counts WHERE bucket_ms < \(ms)", logger: self.logger) }
+        _ = try await bounded { try await self.run("DELETE FROM outcome_counts WHERE bucket_ms < \(ms)") }
     }
 }

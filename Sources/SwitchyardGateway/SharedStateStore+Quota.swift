@@ -10,9 +10,8 @@ extension SharedStateStore {
         let perDay = quotas.map { Int64($0.perDay ?? -1) }
         let ms = now.millisecondsSinceEpoch
         return try await bounded(timeout) {
-            let rows = try await self.client.query(
-                "SELECT back_ms, refused FROM switchyard_reserve(\(subjects), \(perMinute), \(perDay), \(ms))", logger: self.logger)
-            for try await (back, refused) in rows.decode((Int64, String?).self) {
+            let rows = try await self.run("SELECT back_ms, refused FROM switchyard_reserve(\(subjects), \(perMinute), \(perDay), \(ms))")
+            for (back, refused) in try rows.decode((Int64, String?).self) {
                 guard let refused, back > 0 else { return .granted }
                 return .refused(subject: refused, until: Timestamp(millisecondsSinceEpoch: back))
             }
@@ -24,10 +23,10 @@ extension SharedStateStore {
     func countSends(_ sends: [String: [Timestamp]], at now: Timestamp) async throws {
         let ms = now.millisecondsSinceEpoch
         try await bounded {
-            try await self.client.withTransaction(logger: self.logger) { c in
+            try await self.transaction { c in
                 for (subject, times) in sends.sorted(by: { $0.key < $1.key }) where !times.isEmpty {
                     let list = times.map(\.millisecondsSinceEpoch)
-                    try await c.query("SELECT switchyard_count_sends(\(subject), \(list), \(ms))", logger: self.logger)
+                    try await c.run("SELECT switchyard_count_sends(\(subject), \(list), \(ms))", logger: self.logger)
                 }
             }
         }

@@ -54,22 +54,24 @@ final class SharedStateStore: StateDatabase {
     }
 
     func migrate() async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-            try await connection.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)", logger: logger)
-            var applied: Set<Int> = []
-            for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
-                applied.insert(version)
-            }
+        let logger = self.logger
+        try await transaction { connection in
+            try await connection.run("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await connection.run("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)", logger: logger)
+            let applied = Set(try await connection.run("SELECT version FROM schema_migrations", logger: logger).decode(Int.self))
             for migration in SharedStateSchema.migrations where !applied.contains(migration.version) {
-                for statement in migration.statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query("INSERT INTO schema_migrations VALUES (\(migration.version))", logger: logger)
+                for statement in migration.statements { try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                try await connection.run("INSERT INTO schema_migrations VALUES (\(migration.version))", logger: logger)
             }
         }
     }
 
+    /// Ends the client: its pool closes every connection, which fails each call still in flight, so none is left
+    /// suspended. Waits for that at most `callTimeout`.
     func close() async {
         running.cancel()
+        let running = self.running
+        _ = try? await bounded { await running.value }
     }
 
     // MARK: health
@@ -79,12 +81,12 @@ final class SharedStateStore: StateDatabase {
     func load() async throws -> SavedState {
         try await bounded {
             var saved = SavedState()
-            let rows = try await self.client.query(
+            let rows = try await self.run(
                 """
                 SELECT DISTINCT ON (label) label, fingerprint, state, until_ms, reason, disable_level, removal_level FROM key_state
                 ORDER BY label, (until_ms IS NULL) DESC, until_ms DESC
-                """, logger: self.logger)
-            for try await (label, fingerprint, state, until, reason, disable, removal) in rows.decode(
+                """)
+            for (label, fingerprint, state, until, reason, disable, removal) in try rows.decode(
                 (String, String, String, Int64?, String, Int, Int).self)
             {
                 saved.keys.append(
@@ -101,21 +103,21 @@ final class SharedStateStore: StateDatabase {
         let replica = self.replica, logger = self.logger
         let ms = now.millisecondsSinceEpoch
         try await bounded {
-            try await self.client.withTransaction(logger: logger) { c in
-                try await c.query(
+            try await self.transaction { c in
+                try await c.run(
                     """
                     INSERT INTO replicas VALUES (\(replica), \(ms), \(ms)) ON CONFLICT (name) DO UPDATE SET seen_ms = excluded.seen_ms
                     """, logger: logger)
-                try await c.query("DELETE FROM key_state WHERE replica = \(replica)", logger: logger)
+                try await c.run("DELETE FROM key_state WHERE replica = \(replica)", logger: logger)
                 for k in state.keys {
-                    try await c.query(
+                    try await c.run(
                         """
                         INSERT INTO key_state VALUES (\(k.label), \(replica), \(k.fingerprint), \(k.state),
                           \(k.until.map(\.millisecondsSinceEpoch)), \(k.reason), \(k.disableLevel), \(k.removalLevel), \(ms))
                         """, logger: logger)
                 }
                 for row in usage {
-                    try await c.query(
+                    try await c.run(
                         """
                         INSERT INTO daily_usage VALUES (\(row.day), \(row.key), \(row.model), \(replica), \(Int64(row.requests)),
                           \(Int64(row.failures)), \(Int64(row.promptTokens)), \(Int64(row.completionTokens)))
@@ -180,7 +182,7 @@ final class SharedStateStore: StateDatabase {
     /// Tells every replica listening about a change (one round trip, off the request path).
     func publish(_ change: SharedHealthChange) async throws {
         let payload = String(decoding: try JSONEncoder().encode(Notice(replica: replica, change)), as: UTF8.self)
-        _ = try await bounded { try await self.client.query("SELECT pg_notify(\(Self.channel), \(payload))", logger: self.logger) }
+        _ = try await bounded { try await self.run("SELECT pg_notify(\(Self.channel), \(payload))") }
     }
 
     /// Hands every other replica's changes to `apply` until cancelled; a dropped connection is reopened with backoff.
@@ -216,13 +218,13 @@ final class SharedStateStore: StateDatabase {
     func usage(since firstDay: String) async throws -> [UsageRow] {
         try await bounded {
             var out: [UsageRow] = []
-            let rows = try await self.client.query(
+            let rows = try await self.run(
                 """
                 SELECT day, key, model, SUM(requests)::BIGINT, SUM(failures)::BIGINT, SUM(prompt_tokens)::BIGINT,
                   SUM(completion_tokens)::BIGINT
                 FROM daily_usage WHERE day >= \(firstDay) GROUP BY day, key, model ORDER BY day DESC, key, model
-                """, logger: self.logger)
-            for try await (day, key, model, requests, failures, prompt, completion) in rows.decode(
+                """)
+            for (day, key, model, requests, failures, prompt, completion) in try rows.decode(
                 (String, String, String, Int64, Int64, Int64, Int64).self)
             {
                 out.append(
@@ -235,7 +237,7 @@ final class SharedStateStore: StateDatabase {
     }
 
     func prune(before firstKept: String) async throws {
-        _ = try await bounded { try await self.client.query("DELETE FROM daily_usage WHERE day < \(firstKept)", logger: self.logger) }
+        _ = try await bounded { try await self.run("DELETE FROM daily_usage WHERE day < \(firstKept)") }
     }
 
     // MARK: replicas
@@ -244,26 +246,23 @@ final class SharedStateStore: StateDatabase {
     func liveReplicas(at now: Timestamp) async throws -> Int {
         let (since, replica) = (now.millisecondsSinceEpoch - 5000, self.replica)
         return try await bounded {
-            let rows = try await self.client.query(
-                "SELECT count(*) FROM replicas WHERE seen_ms > \(since) AND name <> \(replica)", logger: self.logger)
-            for try await others in rows.decode(Int64.self) { return Int(others) + 1 }
-            return 1
+            let rows = try await self.run("SELECT count(*) FROM replicas WHERE seen_ms > \(since) AND name <> \(replica)")
+            return try rows.decode(Int64.self).first.map { Int($0) + 1 } ?? 1
         }
     }
 
     /// Every replica that ever wrote, with when it was last seen.
     func replicas() async throws -> [(name: String, seen: Timestamp)] {
         try await bounded {
-            var out: [(String, Timestamp)] = []
-            let rows = try await self.client.query("SELECT name, seen_ms FROM replicas ORDER BY name", logger: self.logger)
-            for try await (name, seen) in rows.decode((String, Int64).self) { out.append((name, Timestamp(millisecondsSinceEpoch: seen))) }
-            return out
+            let rows = try await self.run("SELECT name, seen_ms FROM replicas ORDER BY name")
+            return try rows.decode((String, Int64).self).map { ($0, Timestamp(millisecondsSinceEpoch: $1)) }
         }
     }
 
     /// Runs `body`, failing it after `callTimeout` (or `limit`). The pool would otherwise wait for a connection to a
     /// store that is down, and a task group would wait for that too: the caller is resumed at the bound whatever the
-    /// call does, and the call is cancelled and left to end on its own. A call that ends in time stops the timer.
+    /// call does, and the call is cancelled and left to end on its own (each does: see `PostgresConnection.run`, and
+    /// `close()` fails what is still in flight). A call that ends in time stops the timer.
     func bounded<T: Sendable>(_ limit: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = limit ?? callTimeout
         let outcome = Locked<CheckedContinuation<T, any Error>?>(nil)
