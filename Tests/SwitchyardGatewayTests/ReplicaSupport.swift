@@ -4,9 +4,10 @@ import Testing
 /// Helpers for tests of several replicas on one shared store.
 
 /// Starts one gateway replica per name on `cluster`, each with its own fake upstream, for the length of `body`.
+/// A shared-store call waits 50 ms at most, longer on sanitizer builds, whose replicas run 3-15x slower.
 func withReplicas(
     _ names: [String], cluster: PostgresCluster, config: String = Harness.config, script: String = "",
-    sharedTimeout: Duration = .milliseconds(50), _ body: ([Harness]) async throws -> Void
+    sharedTimeout: Duration = .milliseconds(Int64(50 * timingScale)), _ body: ([Harness]) async throws -> Void
 ) async throws {
     func start(_ i: Int, _ started: [Harness]) async throws {
         guard i < names.count else { return try await body(started) }
