@@ -14,35 +14,65 @@ import Testing
     /// the gateway's send buffer, kept small by that window, hold a fraction of it); once the client reads again
     /// every event arrives, to [DONE].
     @Test func aClientNotReadingHoldsTheUpstreamsReads() async throws {
-        // The fake makes the whole answer before its head, slowly in a debug build under the full suite's load.
-        let generous: (inout RoutingTable) -> Void = {
-            $0.retry.firstTokenTimeout = .seconds(20)
-            $0.retry.requestDeadline = .seconds(60)
-        }
-        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: generous) { h in
-            let fd = try Self.connect(port: h.port, receiveBuffer: 4096)
+        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: Self.generous) { h in
+            let fd = try Self.sendUnread(h, prompt: "read me slowly")
             defer { close(fd) }
-            let body = chat("read me slowly", stream: true)
-            let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            let origin = try #require(UpstreamTarget(url: h.fake.baseURL)?.origin)
-            func held() async throws -> Int {
-                var held = 0
-                for loop in h.upstream.group.makeIterator() {
-                    let pool = h.upstream.pool(for: loop)
-                    held += try await loop.submit { pool.heldCount(origin) }.get()
-                }
-                return held
-            }
             let since = Date()
-            while try await held() == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
-            #expect(try await held() == 1, "the gateway read the upstream's stream ahead of its client")
+            while try await Self.held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(try await Self.held(h) == 1, "the gateway read the upstream's stream ahead of its client")
 
             let text = try await Self.readToEnd(fd)
             let events = text.components(separatedBy: "data: ").count - 1
             #expect(events > 30_000)
             #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
         }
+    }
+
+    /// Waiting for a slow client is not the upstream's silence: a client that reads nothing for longer than
+    /// `stream_idle_timeout` gets the whole stream from its first attempt, with no continuation.
+    @Test func aSlowClientIsNotTakenForAStalledUpstream() async throws {
+        let edit: (inout RoutingTable) -> Void = {
+            Self.generous(&$0)
+            $0.retry.streamIdleTimeout = .milliseconds(300)
+        }
+        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: edit) { h in
+            let fd = try Self.sendUnread(h, prompt: "read me after a pause")
+            defer { close(fd) }
+            let since = Date()
+            while try await Self.held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
+            // Three idle timeouts and more without a read.
+            try await Task.sleep(for: .milliseconds(1200))
+            let text = try await Self.readToEnd(fd)
+            #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
+            #expect(!text.contains(#""error""#))
+            #expect(h.fake.log().perAction["prefill"] == nil, "the slow client was taken for a stall and the stream continued elsewhere")
+        }
+    }
+
+    /// The fake makes the whole answer before its head, slowly in a debug build under the full suite's load.
+    static func generous(_ table: inout RoutingTable) {
+        table.retry.firstTokenTimeout = .seconds(20)
+        table.retry.requestDeadline = .seconds(60)
+    }
+
+    /// Sends a streaming chat request from a client with a small receive buffer that reads nothing yet.
+    static func sendUnread(_ h: Harness, prompt: String) throws -> Int32 {
+        let fd = try connect(port: h.port, receiveBuffer: 4096)
+        let body = chat(prompt, stream: true)
+        let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+        return fd
+    }
+
+    /// The gateway's upstream connections to the fake whose reads are held.
+    static func held(_ h: Harness) async throws -> Int {
+        let origin = try #require(UpstreamTarget(url: h.fake.baseURL)?.origin)
+        var held = 0
+        for loop in h.upstream.group.makeIterator() {
+            let pool = h.upstream.pool(for: loop)
+            held += try await loop.submit { pool.heldCount(origin) }.get()
+        }
+        return held
     }
 
     static func connect(port: Int, receiveBuffer: Int32) throws -> Int32 {
