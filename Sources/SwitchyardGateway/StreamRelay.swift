@@ -128,7 +128,7 @@ extension Dispatcher {
         func flush(_ writer: inout any ResponseBodyWriter) async -> Bool {
             guard unwritten.readableBytes > 0 else { return true }
             defer { unwritten.clear() }
-            do { try await writer.write(unwritten) } catch { return false }
+            do { try await events.writing { try await writer.write(unwritten) } } catch { return false }
             return true
         }
         do {

@@ -32,6 +32,8 @@ final class UpstreamEvents: @unchecked Sendable {
     final class Activity: Sendable {
         let lastEvent = Atomic<UInt64>(Monotonic.now())
         let outputStarted = Atomic<Bool>(false)
+        /// Set while the consumer writes output to the client: waiting for a slow client is not the upstream's silence.
+        let writing = Atomic<Bool>(false)
         /// The `StreamFault` the watchdog ended the stream for; 0 while it has not.
         let fault = Atomic<UInt8>(0)
 
@@ -61,8 +63,9 @@ final class UpstreamEvents: @unchecked Sendable {
                 let started = activity.outputStarted.load(ordering: .relaxed)
                 let limit = started ? idle : firstToken
                 let since = now &- activity.lastEvent.load(ordering: .relaxed)
-                if since >= limit { return end(started ? .stalled : .silent) }
-                let wait = min(limit - since, deadlineMono - now, 200_000_000)
+                if since >= limit, !activity.writing.load(ordering: .relaxed) { return end(started ? .stalled : .silent) }
+                // Past the limit only while a write is waiting for the client: look again shortly.
+                let wait = min(since >= limit ? 200_000_000 : limit - since, deadlineMono - now, 200_000_000)
                 try? await Task.sleep(for: .nanoseconds(Int64(wait)))
             }
         }
@@ -99,6 +102,16 @@ final class UpstreamEvents: @unchecked Sendable {
             activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
         }
         return event
+    }
+
+    /// Runs `write`, a write of this stream's output to the client; silence is measured again from its end.
+    func writing<T>(_ write: () async throws -> T) async rethrows -> T {
+        activity.writing.store(true, ordering: .relaxed)
+        defer {
+            activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
+            activity.writing.store(false, ordering: .relaxed)
+        }
+        return try await write()
     }
 
     /// Output has reached the client: from now on silence is measured against the idle timeout.
