@@ -120,7 +120,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
         case .refused(let status, let headers, var body):
             phase = .done  // drop the reference so the buffer is not copied on write
             var part = part
-            if body.readableBytes < 1 << 20 { body.writeBuffer(&part) }
+            if body.readableBytes < Dispatcher.maxRefusalBytes { body.writeBuffer(&part) }
             phase = .refused(status: status, headers: headers, body: body)
         case .beforeOutput, .relaying:
             lastEvent = Monotonic.now()
@@ -151,34 +151,22 @@ final class StreamProxy: UpstreamExchangeDelegate {
         exchange = nil
         switch phase {
         case .awaitingHead:
-            refused(error == .headTimeout ? Outcome(.silent, message: "no answer within first_token_timeout") : outcome(of: error))
+            refused(Dispatcher.openFailure(error, cancelled: false))
         case .refused(let status, let headers, _):
             refused(status: status, headers: headers, body: ByteBuffer())
         case .beforeOutput:
-            switch fault {
-            case .silent: failedBeforeOutput(Outcome(.silent, message: "no first token within \(retry.firstTokenTimeout.configText)"))
-            case .stalled: failedBeforeOutput(Outcome(.transient, message: "the stream stalled"))
-            case .deadline: failedBeforeOutput(Outcome(.transient, message: "the request deadline passed"))
-            case .clientGone, nil: failedBeforeOutput(error == .cancelled ? Outcome(.cancelled, message: "the client went away") : outcome(of: error))
-            }
+            if let fault { return failedBeforeOutput(fault.outcomeBeforeOutput(retry)) }
+            // Without a fault of the proxy's own timer, only the client's leaving cancels the exchange.
+            failedBeforeOutput(error == .cancelled ? StreamFault.clientGone.outcomeBeforeOutput(retry) : Dispatcher.networkOutcome(error, cancelled: false))
         case .relaying(let session):
-            switch fault {
-            case .stalled: interrupt(session, Outcome(.transient, message: "the stream stalled for \(retry.streamIdleTimeout.configText)"))
-            case .silent: interrupt(session, Outcome(.silent, message: "no first token in time"))
-            case .deadline: interrupt(session, Outcome(.transient, message: "the request deadline passed"))
-            case .clientGone, nil:
-                if error == .cancelled { return clientLeft(session) }
-                // Cut after the finish chunk: the answer is whole; only the terminator is missing.
-                if session.finishSeen { return complete(session, writingDone: true) }
-                interrupt(session, outcome(of: error))
-            }
+            if let fault, let outcome = fault.outcomeAfterOutput(retry) { return interrupt(session, outcome) }
+            if error == .cancelled { return clientLeft(session) }
+            // Cut after the finish chunk: the answer is whole; only the terminator is missing.
+            if session.finishSeen { return complete(session, writingDone: true) }
+            interrupt(session, Dispatcher.networkOutcome(error, cancelled: false))
         case .done:
             break
         }
-    }
-
-    private func outcome(of error: UpstreamError) -> Outcome {
-        Dispatcher.networkOutcome(error, cancelled: false)
     }
 
     // MARK: events
@@ -204,7 +192,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
             return failedBeforeOutput(classifier(attempt.model).classifyStreamError(event: event, secrets: chat.snapshot.secrets))
         }
         pending.append(event)
-        if chunk.hasContent || chunk.hasToolCalls || chunk.finishReason != nil || chunk.hasUsage {
+        if chunk.isOutput {
             _ = beginOutput(delivered: chunk.content, finishSeen: chunk.finishReason != nil)
         }
     }
@@ -216,10 +204,8 @@ final class StreamProxy: UpstreamExchangeDelegate {
         if chunk.isError {
             return interrupt(session, classifier(session.model).classifyStreamError(event: event, secrets: chat.snapshot.secrets))
         }
-        if chunk.finishReason != nil { session.finishSeen = true }
-        Dispatcher.note(chunk, in: session)
-        session.delivered += chunk.content
-        write(event)
+        session.relayed(chunk)
+        Dispatcher.writeFrame(event, into: &unwritten)
     }
 
     /// The first output is in hand: the head goes out, then the events kept for it.
@@ -232,19 +218,13 @@ final class StreamProxy: UpstreamExchangeDelegate {
         _ = handler.writeStreamHead(context, status: .ok, fields: route.streamHeaders(session, admitted), flush: false)
         for event in pending {
             if let chunk = StreamChunkScan.scan(event) { Dispatcher.note(chunk, in: session) }
-            write(event)
+            Dispatcher.writeFrame(event, into: &unwritten)
         }
         pending = []
         lastEvent = Monotonic.now()
         // From now on silence is timed against the idle timeout, which may fall before the first token's.
         arm()
         return session
-    }
-
-    private func write(_ event: [UInt8]) {
-        unwritten.writeString("data: ")
-        unwritten.writeBytes(event)
-        unwritten.writeString("\n\n")
     }
 
     /// Writes what the last read made, and holds reads while the client cannot take more.
@@ -282,10 +262,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
     /// A non-200 answer, classified as `openStream` does.
     private func refused(status: Int, headers: HTTPHeaders, body: ByteBuffer) {
         guard let attempt else { return }
-        let outcome = classifier(attempt.model).classify(
-            status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: dispatcher.clock.now(),
-            secrets: chat.snapshot.secrets)
-        refused(outcome.kind == .success ? Outcome(.transient, message: "unexpected status \(status)", status: status) : outcome)
+        refused(dispatcher.refusedStream(chat, model: attempt.model, status: status, headers: headers, body: body))
     }
 
     /// The attempt failed before a 200 head: counted as `openStream` counts it, then the walk goes on.

@@ -31,6 +31,13 @@ final class StreamSession: @unchecked Sendable {
     /// is not stored (a replay carries text only).
     var toolCallsSeen = false
 
+    /// A chunk relayed after output began: what a stored answer needs, and the text the client now has.
+    func relayed(_ chunk: StreamChunk) {
+        if chunk.finishReason != nil { finishSeen = true }
+        Dispatcher.note(chunk, in: self)
+        delivered += chunk.content
+    }
+
     init(request: ChatRequest, walk: Dispatcher.Walk, events: UpstreamEvents?, model: ModelID, key: KeyID, pending: [[UInt8]], delivered: String, finishSeen: Bool) {
         self.request = request
         self.walk = walk
@@ -150,10 +157,8 @@ extension Dispatcher {
                     guard await flush(&writer) else { return .writeFailed }
                     return .interrupted(classifier.classifyStreamError(event: event, secrets: session.request.snapshot.secrets))
                 }
-                if chunk.finishReason != nil { session.finishSeen = true }
-                Self.note(chunk, in: session)
-                session.delivered += chunk.content
-                unwritten.writeImmutableBuffer(Self.frame(event))
+                session.relayed(chunk)
+                Self.writeFrame(event, into: &unwritten)
             }
             // The upstream closed cleanly. Finished without [DONE]: finalise it; unfinished: it was cut.
             if session.finishSeen {
@@ -162,12 +167,8 @@ extension Dispatcher {
             }
             return .interrupted(Outcome(.transient, message: "the stream ended before the answer finished"))
         } catch let fault as StreamFault {
-            switch fault {
-            case .clientGone: return .clientGone
-            case .stalled: return .interrupted(Outcome(.transient, message: "the stream stalled for \(session.request.snapshot.table.retry.streamIdleTimeout.configText)"))
-            case .silent: return .interrupted(Outcome(.silent, message: "no first token in time"))
-            case .deadline: return .interrupted(Outcome(.transient, message: "the request deadline passed"))
-            }
+            guard let outcome = fault.outcomeAfterOutput(session.request.snapshot.table.retry) else { return .clientGone }
+            return .interrupted(outcome)
         } catch {
             if session.finishSeen {
                 // Cut after the finish chunk: the answer is whole; only the terminator is missing.
@@ -282,9 +283,14 @@ extension Dispatcher {
 
     static func frame(_ event: [UInt8]) -> ByteBuffer {
         var buffer = ByteBufferAllocator().buffer(capacity: event.count + 8)
+        writeFrame(event, into: &buffer)
+        return buffer
+    }
+
+    /// Appends `event` to `buffer` as an SSE `data:` event.
+    static func writeFrame(_ event: [UInt8], into buffer: inout ByteBuffer) {
         buffer.writeString("data: ")
         buffer.writeBytes(event)
         buffer.writeString("\n\n")
-        return buffer
     }
 }

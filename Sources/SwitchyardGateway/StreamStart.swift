@@ -91,11 +91,8 @@ extension Dispatcher {
             let status = Int(response.status.code)
             learnQuota(response.headers, status: status, key: key, snapshot)
             guard status == 200 else {
-                let bytes = (try? await response.body.collect(upTo: 1 << 20)) ?? ByteBuffer()
-                let outcome = snapshot.classifiers[provider.id].classify(
-                    status: status, headers: response.headers.map { ($0.name, $0.value) }, body: Array(bytes.readableBytesView),
-                    now: clock.now(), secrets: snapshot.secrets)
-                return .refused(outcome.kind == .success ? Outcome(.transient, message: "unexpected status \(status)", status: status) : outcome)
+                let bytes = (try? await response.body.collect(upTo: Self.maxRefusalBytes)) ?? ByteBuffer()
+                return .refused(refusedStream(request, model: model, status: status, headers: response.headers, body: bytes))
             }
             return .opened(
                 UpstreamEvents(
@@ -103,11 +100,26 @@ extension Dispatcher {
                     deadlineMono: request.deadlineMono, channel: request.channel))
         } catch {
             if let channel = request.channel, !channel.isActive { return .refused(Outcome(.cancelled)) }
-            if let e = error as? UpstreamError, e == .headTimeout {
-                return .refused(Outcome(.silent, message: "no answer within first_token_timeout"))
-            }
-            return .refused(Self.networkOutcome(error, cancelled: Task.isCancelled))
+            return .refused(Self.openFailure(error, cancelled: Task.isCancelled))
         }
+    }
+
+    /// The most of a refusal's body read to classify it.
+    static let maxRefusalBytes = 1 << 20
+
+    /// A streaming attempt answered with a status other than 200, classified; a success status there is transient.
+    func refusedStream(_ request: ChatRequest, model: ModelID, status: Int, headers: HTTPHeaders, body: ByteBuffer) -> Outcome {
+        let snapshot = request.snapshot
+        let outcome = snapshot.classifiers[snapshot.table.models[model].provider].classify(
+            status: status, headers: headers.map { ($0.name, $0.value) }, body: Array(body.readableBytesView), now: clock.now(),
+            secrets: snapshot.secrets)
+        return outcome.kind == .success ? Outcome(.transient, message: "unexpected status \(status)", status: status) : outcome
+    }
+
+    /// A streaming attempt that failed before its head: no head within its budget is a silent upstream.
+    static func openFailure(_ error: any Error, cancelled: Bool) -> Outcome {
+        if let e = error as? UpstreamError, e == .headTimeout { return Outcome(.silent, message: "no answer within first_token_timeout") }
+        return networkOutcome(error, cancelled: cancelled)
     }
 
     /// Reads events until the first output (content, tool calls, a finish or [DONE]). Role-only chunks are
@@ -122,7 +134,7 @@ extension Dispatcher {
                 }
                 guard let chunk = StreamChunkScan.scan(event) else { continue }
                 if chunk.isError { return .failed(classifier.classifyStreamError(event: event, secrets: request.snapshot.secrets)) }
-                if chunk.hasContent || chunk.hasToolCalls || chunk.finishReason != nil || chunk.hasUsage {
+                if chunk.isOutput {
                     pending.append(event)
                     return .output(pending: pending, delivered: chunk.content, finishSeen: chunk.finishReason != nil, done: false)
                 }
@@ -130,12 +142,7 @@ extension Dispatcher {
             }
             return .failed(Outcome(.transient, message: "the stream ended before any output"))
         } catch let fault as StreamFault {
-            switch fault {
-            case .silent: return .failed(Outcome(.silent, message: "no first token within \(request.snapshot.table.retry.firstTokenTimeout.configText)"))
-            case .stalled: return .failed(Outcome(.transient, message: "the stream stalled"))
-            case .clientGone: return .failed(Outcome(.cancelled, message: "the client went away"))
-            case .deadline: return .failed(Outcome(.transient, message: "the request deadline passed"))
-            }
+            return .failed(fault.outcomeBeforeOutput(request.snapshot.table.retry))
         } catch {
             return .failed(Self.networkOutcome(error, cancelled: Task.isCancelled))
         }

@@ -14,6 +14,8 @@ public struct StreamChunk: Sendable, Equatable {
     public var hasUsage = false
     /// `delta.tool_calls` present: tool-call output counts as output started.
     public var hasToolCalls = false
+    /// Output the client must see: text, a tool call, a finish or usage (a role-only chunk is not).
+    public var isOutput: Bool { hasContent || hasToolCalls || finishReason != nil || hasUsage }
     public var id: String?
     public var model: String?
     public var created: Int?

@@ -10,6 +10,26 @@ enum StreamFault: UInt8, Error, Sendable {
     case stalled
     case clientGone
     case deadline
+
+    /// The outcome of an attempt this fault ended before its first output.
+    func outcomeBeforeOutput(_ retry: RetrySettings) -> Outcome {
+        switch self {
+        case .silent: Outcome(.silent, message: "no first token within \(retry.firstTokenTimeout.configText)")
+        case .stalled: Outcome(.transient, message: "the stream stalled")
+        case .clientGone: Outcome(.cancelled, message: "the client went away")
+        case .deadline: Outcome(.transient, message: "the request deadline passed")
+        }
+    }
+
+    /// The interruption of a stream this fault ended after output began; nil when the client has gone.
+    func outcomeAfterOutput(_ retry: RetrySettings) -> Outcome? {
+        switch self {
+        case .stalled: Outcome(.transient, message: "the stream stalled for \(retry.streamIdleTimeout.configText)")
+        case .silent: Outcome(.silent, message: "no first token in time")
+        case .deadline: Outcome(.transient, message: "the request deadline passed")
+        case .clientGone: nil
+        }
+    }
 }
 
 /// The SSE events of one upstream attempt, read from its body as the consumer asks for them, and watched by a
