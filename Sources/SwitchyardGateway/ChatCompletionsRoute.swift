@@ -57,22 +57,12 @@ struct ChatCompletionsRoute: Sendable {
         let admission = admitBody(
             fields, body: body, snapshot: snapshot, channel: context.channel, watchesClient: true, slot: slot, started: started,
             endpoint: endpoint)
-        switch admission {
-        case .refused(let answer):
-            return answer.response
-        case .hit(let answer, let chat, let started):
-            logHit(chat, started: started)
-            return answer.response
-        case .follow(let flight, let admitted):
-            return await follow(flight, admitted).response
-        case .dispatch(let admitted):
-            return await dispatch(admitted).response
-        }
+        return await respond(admission).response
     }
 
-    /// A request the channel handler admitted but does not answer on its loop: a stream, one waiting for an
-    /// identical request, or one with a shared store to ask. Its task is cancelled when the client's connection
-    /// closes.
+    /// An admitted request's answer, made in a task: for Hummingbird's path, and for what the channel handler does
+    /// not answer on its loop (a stream, one waiting for an identical request, or one with a shared store to ask;
+    /// the handler cancels its task when the client's connection closes).
     func respond(_ admission: Admission) async -> Dispatched {
         switch admission {
         case .refused(let answer): return .plain(answer)
@@ -93,14 +83,6 @@ struct ChatCompletionsRoute: Sendable {
             switch self {
             case .plain(let answer): answer.response
             case .stream(let response): response
-            }
-        }
-
-        var plain: PlainAnswer {
-            switch self {
-            case .plain(let answer): return answer
-            // Streams never reach the channel handler's plain path.
-            case .stream: return PlainAnswer(GatewayError(status: .internalServerError, message: "a stream was answered as a whole", type: "server_error", code: nil))
             }
         }
     }

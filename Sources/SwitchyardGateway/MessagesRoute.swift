@@ -37,16 +37,8 @@ struct MessagesRoute: Sendable {
             fields, body: ByteBuffer(bytes: translated.body), snapshot: snapshot, channel: context.channel, watchesClient: true,
             slot: slot, started: started)
         let inputTokens = (try? ChatRequestScan.scan(translated.body).estimatedPromptTokens) ?? 0
-        let answer: ChatCompletionsRoute.Dispatched
-        switch admission {
-        case .refused(let refusal): return Self.error(refusal)
-        case .hit(let hit, let chatRequest, let started):
-            chat.logHit(chatRequest, started: started)
-            answer = .plain(hit)
-        case .follow(let flight, let admitted): answer = await chat.follow(flight, admitted)
-        case .dispatch(let admitted): answer = await chat.dispatch(admitted)
-        }
-        return Self.translate(answer, translated, inputTokens: inputTokens)
+        // A refusal comes back as a plain answer that is not 200, which `translate` gives in Anthropic's error shape.
+        return Self.translate(await chat.respond(admission), translated, inputTokens: inputTokens)
     }
 
     /// `POST /v1/messages/count_tokens`: the gateway's own estimate of the prompt, the one routing uses.
