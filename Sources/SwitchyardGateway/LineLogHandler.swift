@@ -49,9 +49,8 @@ public struct LineLogHandler: LogHandler {
             if let extra { all.merge(extra) { _, new in new } }
             pretty = Self.pretty(all)
         }
-        let (stamp, level, label, message) = (stamp.now(), event.level.rawValue, label, event.message.description)
-        // On an event loop the line is formatted straight into the loop's batch buffer.
-        let batched = LogLineBatch.append(descriptor: descriptor) { bytes in
+        let (stamp, level, message) = (stamp.now(), event.level.rawValue, event.message.description)
+        func format(into bytes: inout [UInt8]) {
             bytes.append(contentsOf: stamp.utf8)
             bytes.append(UInt8(ascii: " "))
             bytes.append(contentsOf: level.utf8)
@@ -68,12 +67,11 @@ public struct LineLogHandler: LogHandler {
             bytes.append(contentsOf: message.utf8)
             bytes.append(UInt8(ascii: "\n"))
         }
-        if batched { return }
-        var line = stamp
-        line += " \(level) \(label):"
-        if let pretty { line += " " + pretty }
-        line += " [\(event.source)] \(message)\n"
-        line.withUTF8 { Self.writeAll(descriptor, UnsafeRawBufferPointer($0)) }
+        // On an event loop the line is formatted straight into the loop's batch buffer.
+        if LogLineBatch.append(descriptor: descriptor, format) { return }
+        var line: [UInt8] = []
+        format(into: &line)
+        line.withUnsafeBytes { Self.writeAll(descriptor, $0) }
     }
 
     static func pretty(_ metadata: Logger.Metadata) -> String? {
