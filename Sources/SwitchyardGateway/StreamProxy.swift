@@ -216,10 +216,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
         phase = .relaying(session)
         // The head leaves with the first frames, flushed at the end of this read.
         _ = handler.writeStreamHead(context, status: .ok, fields: route.streamHeaders(session, admitted), flush: false)
-        for event in pending {
-            if let chunk = StreamChunkScan.scan(event) { Dispatcher.note(chunk, in: session) }
-            Dispatcher.writeFrame(event, into: &unwritten)
-        }
+        session.frames(of: pending, into: &unwritten)
         pending = []
         lastEvent = Monotonic.now()
         // From now on silence is timed against the idle timeout, which may fall before the first token's.

@@ -31,6 +31,15 @@ final class StreamSession: @unchecked Sendable {
     /// is not stored (a replay carries text only).
     var toolCallsSeen = false
 
+    /// The events read before output was confirmed, framed into `buffer` to be sent first, with what a stored
+    /// answer needs of them noted.
+    func frames(of events: [[UInt8]], into buffer: inout ByteBuffer) {
+        for event in events {
+            if let chunk = StreamChunkScan.scan(event) { Dispatcher.note(chunk, in: self) }
+            Dispatcher.writeFrame(event, into: &buffer)
+        }
+    }
+
     /// A chunk relayed after output began: what a stored answer needs, and the text the client now has.
     func relayed(_ chunk: StreamChunk) {
         if chunk.finishReason != nil { finishSeen = true }
@@ -76,10 +85,9 @@ extension Dispatcher {
     private func relayEvents(_ session: StreamSession, after interruption: Outcome?, to writer: inout any ResponseBodyWriter) async throws -> StreamEnding {
         var interruption = interruption
         if interruption == nil {
-            for event in session.pending {
-                if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
-                try await writer.write(Self.frame(event))
-            }
+            var frames = ByteBuffer()
+            session.frames(of: session.pending, into: &frames)
+            try await writer.write(frames)
             session.pending = []
             session.events?.markOutputStarted()
         }
@@ -229,10 +237,9 @@ extension Dispatcher {
                     session.finishSeen = finishSeen || done
                     session.delivered += delivered
                     events.markOutputStarted()
-                    for event in pending {
-                        if let chunk = StreamChunkScan.scan(event) { Self.note(chunk, in: session) }
-                        try await writer.write(Self.frame(event))
-                    }
+                    var frames = ByteBuffer()
+                    session.frames(of: pending, into: &frames)
+                    try await writer.write(frames)
                     if done {
                         try await writer.write(Self.done)
                         log(snapshot.health.record(model: model, key: key, outcome: .success, at: clock.now()), snapshot)
@@ -279,12 +286,6 @@ extension Dispatcher {
             id: session.answerID ?? "switchyard-cached", created: session.created ?? 0, upstreamModel: session.answerModel ?? table.models[session.model].upstream,
             modelName: table.models[session.model].name, keyLabel: table.keys[session.key].label, content: session.delivered,
             finishReason: session.finishReason ?? "stop", usageJSON: session.usageJSON, body: nil)
-    }
-
-    static func frame(_ event: [UInt8]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: event.count + 8)
-        writeFrame(event, into: &buffer)
-        return buffer
     }
 
     /// Appends `event` to `buffer` as an SSE `data:` event.
