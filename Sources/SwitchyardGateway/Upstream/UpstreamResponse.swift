@@ -55,7 +55,8 @@ final class AsyncUpstreamExchange: UpstreamExchangeDelegate, NIOAsyncSequencePro
     /// Passed through by the loop before it resumes the caller, and by the caller once resumed. A head that arrives
     /// before the caller has suspended is handed over by the concurrency runtime's atomics alone, which
     /// ThreadSanitizer cannot see; the lock makes that hand-over visible to it (one uncontended lock per call).
-    private let handover = Locked(())
+    /// It guards a flag rather than nothing: a value of no size would share its address with the lock's own field.
+    private let handover = Locked(false)
 
     init(loop: any EventLoop) {
         self.loop = loop
@@ -63,7 +64,7 @@ final class AsyncUpstreamExchange: UpstreamExchangeDelegate, NIOAsyncSequencePro
 
     /// Starts `makeExchange`'s exchange on the loop and returns once its head arrives.
     func run(_ makeExchange: @escaping @Sendable (AsyncUpstreamExchange) -> UpstreamExchange) async throws -> UpstreamResponse {
-        defer { handover.withLock { _ in } }
+        defer { _ = handover.withLock { $0 } }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<UpstreamResponse, any Error>) in
                 loop.execute { [self] in
@@ -92,7 +93,7 @@ final class AsyncUpstreamExchange: UpstreamExchangeDelegate, NIOAsyncSequencePro
             backPressureStrategy: .init(lowWatermark: 2, highWatermark: 8), finishOnDeinit: false, delegate: self)
         source = made.source
         let response = UpstreamResponse(status: head.status, headers: head.headers, body: UpstreamResponseBody(producer: made.sequence, exchange: self))
-        handover.withLock { _ in }
+        handover.withLock { $0 = true }
         waitingForHead?.resume(returning: response)
         waitingForHead = nil
     }
