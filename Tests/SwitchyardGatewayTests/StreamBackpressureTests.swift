@@ -116,25 +116,3 @@ extension Array where Element == UInt8 {
         count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
     }
 }
-
-/// The same on the relay that runs in a task (here Anthropic's Messages stream, translated on its way out).
-@Suite struct TaskRelaySlowClientTests {
-    @Test func aSlowClientOfARelayInATaskIsNotTakenForAStalledUpstream() async throws {
-        let edit: (inout RoutingTable) -> Void = {
-            StreamBackpressureTests.generous(&$0)
-            $0.retry.streamIdleTimeout = .seconds(1)
-        }
-        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: edit) { h in
-            let fd = try StreamBackpressureTests.connect(port: h.port, receiveBuffer: 4096)
-            defer { close(fd) }
-            let body = #"{"model":"long","stream":true,"max_tokens":30000,"messages":[{"role":"user","content":"read me after a pause"}]}"#
-            let request = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nanthropic-version: 2023-06-01\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            // Time for the stream to fill what the client and the gateway can hold, then three idle timeouts and more.
-            try await Task.sleep(for: .milliseconds(3500))
-            let text = try await StreamBackpressureTests.readToEnd(fd)
-            #expect(text.contains("event: message_stop") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
-            #expect(h.fake.log().perAction["prefill"] == nil, "the slow client was taken for a stall and the stream continued elsewhere")
-        }
-    }
-}
