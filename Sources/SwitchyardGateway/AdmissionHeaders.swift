@@ -10,19 +10,35 @@ struct AdmissionHeaders: Sendable {
     /// `x-switchyard-affinity`.
     var affinity: String?
     var connection: String?
+    /// `x-api-key`, Anthropic's way to send the client token.
+    var apiKey: String?
 
-    init(authorization: String? = nil, contentType: String? = nil, cacheControl: String? = nil, affinity: String? = nil, connection: String? = nil) {
+    static let apiKeyName = HTTPField.Name("x-api-key")!
+
+    init(
+        authorization: String? = nil, contentType: String? = nil, cacheControl: String? = nil, affinity: String? = nil, connection: String? = nil,
+        apiKey: String? = nil
+    ) {
         self.authorization = authorization
         self.contentType = contentType
         self.cacheControl = cacheControl
         self.affinity = affinity
         self.connection = connection
+        self.apiKey = apiKey
     }
 
     init(_ fields: HTTPFields) {
         self.init(
             authorization: fields[.authorization], contentType: fields[.contentType], cacheControl: fields[.cacheControl],
-            affinity: fields[ChatCompletionsRoute.affinity], connection: fields[.connection])
+            affinity: fields[ChatCompletionsRoute.affinity], connection: fields[.connection], apiKey: fields[Self.apiKeyName])
+    }
+
+    /// The headers as `/v1/messages` reads them: an `x-api-key` counts as the bearer token it is.
+    var apiKeyAsBearer: AdmissionHeaders {
+        guard authorization == nil, let apiKey else { return self }
+        var fields = self
+        fields.authorization = "Bearer " + apiKey
+        return fields
     }
 
     /// One pass over the headers, names compared without regard to case and with no allocation; a repeated
@@ -30,6 +46,7 @@ struct AdmissionHeaders: Sendable {
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             switch name.utf8.count {
+            case 9 where Self.same(name, "x-api-key"): Self.join(&apiKey, value)
             case 10 where Self.same(name, "connection"): Self.join(&connection, value)
             case 12 where Self.same(name, "content-type"): Self.join(&contentType, value)
             case 13 where Self.same(name, "authorization"): Self.join(&authorization, value)

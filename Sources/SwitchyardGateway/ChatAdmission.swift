@@ -27,6 +27,15 @@ enum Admission: Sendable {
     case follow(Flight, Admitted)
     /// Go upstream.
     case dispatch(Admitted)
+
+    /// The prompt's estimate made at admission; 0 for a refusal.
+    var estimatedPromptTokens: Int {
+        switch self {
+        case .refused: 0
+        case .hit(_, let chat, _): chat.summary.estimatedPromptTokens
+        case .follow(_, let admitted), .dispatch(let admitted): admitted.chat.summary.estimatedPromptTokens
+        }
+    }
 }
 
 extension ChatCompletionsRoute {

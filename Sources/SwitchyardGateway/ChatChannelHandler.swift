@@ -6,7 +6,8 @@ import NIOCore
 import NIOHTTP1
 import SwitchyardCore
 
-/// Serves `POST /v1/chat/completions` and `POST /v1/embeddings` inside the connection's channel pipeline, on the
+/// Serves `POST /v1/chat/completions`, `POST /v1/embeddings` and `POST /v1/messages` (its answers turned into
+/// Anthropic's shapes by `MessagesShape` as they are written) inside the connection's channel pipeline, on the
 /// event loop that read the request, straight from NIOHTTP1's parts: cache hits at once, other plain
 /// (non-streaming) requests on this loop through `PlainProxy`, streams on this loop through `StreamProxy`; either
 /// in a task when a shared store must be asked first (a stream's task writes it here through
@@ -27,8 +28,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private enum State {
         /// Between requests.
         case idle
-        /// Holding a chat or embeddings request until its end arrives.
-        case holding(HTTPRequestHead, ByteBuffer, UpstreamEndpoint)
+        /// Holding a request to one of the served endpoints until its end arrives.
+        case holding(HTTPRequestHead, ByteBuffer, Endpoint)
         /// Passing the current request on as it arrives.
         case passing
         /// The answer is being made: on this loop, or by a task.
@@ -50,7 +51,20 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The endpoints served here.
+    enum Endpoint {
+        case chatCompletions
+        case embeddings
+        /// Anthropic's Messages: chat, answered in Anthropic's shapes.
+        case messages
+
+        var upstream: UpstreamEndpoint { self == .embeddings ? .embeddings : .chatCompletions }
+    }
+
     private let route: ChatCompletionsRoute
+    private let messages: MessagesRoute
+    /// Turns the answer being made into Anthropic's shapes, for a `/v1/messages` request.
+    private var shape: MessagesShape?
     private let serverName: String
     private let logger: Logger
     /// The table's body limit when the held request began.
@@ -70,6 +84,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     init(route: ChatCompletionsRoute, serverName: String, readTimeout: Duration, idleTimeout: Duration, logger: Logger) {
         self.route = route
+        messages = MessagesRoute(chat: route)
         self.serverName = serverName
         self.logger = logger
         lifecycle = ConnectionLifecycle(readTimeout: readTimeout, idleTimeout: idleTimeout, now: Monotonic.now())
@@ -125,7 +140,14 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.holding(let head, let body, let endpoint), .end(let trailers)):
             state = .idle
-            switch route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel, endpoint: endpoint) {
+            let decision: ChatCompletionsRoute.PipelineDecision
+            if endpoint == .messages {
+                (decision, shape) = messages.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel)
+            } else {
+                shape = nil
+                decision = route.pipelineDecision(AdmissionHeaders(head.headers), body: body, channel: context.channel, endpoint: endpoint.upstream)
+            }
+            switch decision {
             case .admitted(let admission):
                 answer(admission, context: context)
             case .passOn:
@@ -145,10 +167,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// The proxied endpoint at `uri`, if it is one this handler serves.
-    static func endpoint(_ uri: String) -> UpstreamEndpoint? {
+    static func endpoint(_ uri: String) -> Endpoint? {
         switch uri {
         case "/v1/chat/completions": .chatCompletions
         case "/v1/embeddings": .embeddings
+        case "/v1/messages": .messages
         default: nil
         }
     }
@@ -221,6 +244,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes a whole answer in one flush, with the headers every answer carries.
     private func write(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
+        let answer = shape?.plain(answer) ?? answer
         let head = responseHead(status: answer.status, fields: answer.fields, contentLength: answer.body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil) }
@@ -250,12 +274,22 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func writeStreamPart(_ context: ChannelHandlerContext, _ part: ByteBuffer) -> EventLoopFuture<Void> {
         guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+        var part = part
+        if shape != nil {
+            part = ByteBuffer(bytes: shape!.streamPart(part))
+            // Nothing to send yet (an event not whole): a head written unflushed goes now.
+            guard part.readableBytes > 0 else {
+                context.flush()
+                return context.eventLoop.makeSucceededVoidFuture()
+            }
+        }
         return context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(part))))
     }
 
     func endStream(_ context: ChannelHandlerContext) -> EventLoopFuture<Void> {
         guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
         state = .idle
+        if let tail = shape?.streamEnd(), !tail.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: tail)))), promise: nil) }
         let written = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         answerEnded(context)
         takeQueued(context)

@@ -148,6 +148,37 @@ import Testing
         }
     }
 
+    /// The channel handler answers on the connection's loop; a request with a `Connection` header takes
+    /// Hummingbird's path. Both give the same shapes, headers and errors.
+    @Test func bothPathsAnswerAlike() async throws {
+        try await withHarness(tokens: ["sk-client"]) { h in
+            let auth = [("x-api-key", "sk-client")]
+            let full = auth + [("connection", "keep-alive")]
+            for (path, headers) in [("loop", auth), ("full", full)] {
+                let prompt = "answered on the \(path) path"
+                let plain = try await Self.post(h, Self.request(prompt), headers: headers)
+                #expect(plain.status == 200 && plain.header("x-switchyard-cache") == "miss", "\(path): \(plain.body)")
+                let message = try JSONDecoder().decode(Message.self, from: Data(plain.body.utf8))
+                #expect(message.content.first?.text == expectedAnswer(prompt) && message.stop_reason == "end_turn", "\(path)")
+
+                let streamed = try await Self.post(h, Self.request(prompt + " streamed", stream: true), headers: headers)
+                #expect(streamed.header("content-type") == "text/event-stream" && streamed.header("x-switchyard-route") == "auto", "\(path)")
+                let events = try Events(streamed.body)
+                #expect(events.names.first == "message_start" && events.names.last == "message_stop", "\(path): \(events.names)")
+                #expect(events.text == expectedAnswer(prompt + " streamed"), "\(path)")
+
+                // A hit replayed as a stream, and a refusal made before the body is read.
+                let replay = try await Self.post(h, Self.request(prompt, stream: true), headers: headers)
+                let replayed = try Events(replay.body)
+                #expect(replay.header("x-switchyard-cache") == "hit" && replayed.text == expectedAnswer(prompt), "\(path)")
+                let refused = try await Self.post(h, Self.request(prompt), headers: path == "loop" ? [] : [("connection", "keep-alive")])
+                #expect(refused.status == 401 && refused.body.contains(#""type":"authentication_error""#), "\(path): \(refused.body)")
+                let invalid = try await Self.post(h, #"{"model":"auto","messages":"not a list","max_tokens":5}"#, headers: headers)
+                #expect(invalid.status == 400 && invalid.body.hasPrefix(#"{"type":"error","error":{"type":"invalid_request_error""#), "\(path)")
+            }
+        }
+    }
+
     @Test func countTokensAnswersFromTheGatewaysEstimate() async throws {
         try await withHarness { h in
             let reply = try await h.post(Self.request("count these words"), path: "/v1/messages/count_tokens")
