@@ -142,13 +142,14 @@ extension ChatCompletionsRoute {
             route: chat.route.name, model: model.map { table.models[$0].name } ?? "-", key: key.map { table.keys[$0].label } ?? "-", status: status,
             cache: cache, seconds: Double(micros) / 1e6, attempts: attempts, continuations: continuations)
         guard logger.logLevel <= .info else { return }
-        var line = ""
-        line.reserveCapacity(256)
-        line += "request route=\(chat.route.name) model=\(model.map { table.models[$0].name } ?? "-")"
-        line += " key=\(key.map { table.keys[$0].label } ?? "-") attempts=\(attempts) cache=\(cache) status=\(status)"
-        line += " stream=\(chat.summary.stream) latency_ms=\(micros / 1000).\(String(micros % 1000 / 100))"
-        if continuations > 0 { line += " continuations=\(continuations)" }
-        if let error { line += " error=\"\(error.prefix(500))\"" }
-        logger.info("\(line)")
+        let line = RequestLogLine(
+            route: chat.route.name, model: model.map { table.models[$0].name } ?? "-", key: key.map { table.keys[$0].label } ?? "-",
+            attempts: attempts, cache: cache, status: status, stream: chat.summary.stream, micros: micros, continuations: continuations,
+            error: error)
+        if let handler = logger.handler as? LineLogHandler, handler.log(level: .info, source: Self.logSource, line.append) { return }
+        logger.info("\(line.text)")
     }
+
+    /// What swift-log gives as the source of this module's lines.
+    static let logSource = "SwitchyardGateway"
 }

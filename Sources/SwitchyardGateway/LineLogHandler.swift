@@ -49,11 +49,27 @@ public struct LineLogHandler: LogHandler {
             if let extra { all.merge(extra) { _, new in new } }
             pretty = Self.pretty(all)
         }
-        let (stamp, level, message) = (stamp.now(), event.level.rawValue, event.message.description)
+        let message = event.message.description
+        emit(level: event.level, source: event.source, pretty: pretty) { $0.append(contentsOf: message.utf8) }
+    }
+
+    /// Logs a message that `message` appends to the line itself, past swift-log's `Logger.Message` and the
+    /// `String` it holds: for the request line (`RequestLogLine`), which every request writes. False, with nothing
+    /// written, when a metadata provider may add to the line: the caller logs through the `Logger` then.
+    func log(level: Logger.Level, source: String, _ message: (inout [UInt8]) -> Void) -> Bool {
+        guard metadataProvider == nil else { return false }
+        if level >= logLevel { emit(level: level, source: source, pretty: prettyMetadata, message) }
+        return true
+    }
+
+    /// Formats the line, `STAMP LEVEL LABEL: [METADATA ][SOURCE] MESSAGE`, and writes it: on an event loop
+    /// straight into the loop's batch buffer.
+    private func emit(level: Logger.Level, source: String, pretty: String?, _ message: (inout [UInt8]) -> Void) {
+        let stamp = stamp.now()
         func format(into bytes: inout [UInt8]) {
             bytes.append(contentsOf: stamp.utf8)
             bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: level.utf8)
+            bytes.append(contentsOf: level.rawValue.utf8)
             bytes.append(UInt8(ascii: " "))
             bytes.append(contentsOf: label.utf8)
             bytes.append(UInt8(ascii: ":"))
@@ -62,12 +78,11 @@ public struct LineLogHandler: LogHandler {
                 bytes.append(contentsOf: pretty.utf8)
             }
             bytes.append(contentsOf: " [".utf8)
-            bytes.append(contentsOf: event.source.utf8)
+            bytes.append(contentsOf: source.utf8)
             bytes.append(contentsOf: "] ".utf8)
-            bytes.append(contentsOf: message.utf8)
+            message(&bytes)
             bytes.append(UInt8(ascii: "\n"))
         }
-        // On an event loop the line is formatted straight into the loop's batch buffer.
         if LogLineBatch.append(descriptor: descriptor, format) { return }
         var line: [UInt8] = []
         format(into: &line)

@@ -92,4 +92,46 @@ struct LineLogHandlerTests {
         let numbers = lines.compactMap { line in (try? pattern.wholeMatch(in: String(line)))?.output[1].substring.flatMap { Int($0) } }
         #expect(numbers == Array(0..<50))
     }
+
+    /// The request line written straight into the handler's line is the line the `Logger` writes from its text,
+    /// with the handler's metadata, and nothing below the handler's level.
+    @Test func aLineWrittenDirectlyIsTheLineTheLoggerWrites() throws {
+        let line = RequestLogLine(
+            route: "auto", model: "fast-8k", key: "openrouter#2", attempts: 3, cache: "miss", status: 502, stream: true, micros: 12_345,
+            continuations: 1, error: "upstream \"said\" no")
+        let text = capture { fd in
+            var handler = LineLogHandler(label: "switchyard", descriptor: fd, metadataProvider: nil)
+            handler.metadata = ["replica": "a"]
+            var logger = Logger(label: "switchyard") { _ in handler }
+            logger[metadataKey: "replica"] = "a"
+            logger.info("\(line.text)", source: "SwitchyardGateway")
+            #expect(handler.log(level: .info, source: "SwitchyardGateway", line.append))
+            handler.logLevel = .warning
+            #expect(handler.log(level: .info, source: "SwitchyardGateway", line.append), "handled, below the level")
+        }
+        let lines = text.split(separator: "\n")
+        #expect(lines.count == 2)
+        let expected = #" info switchyard: replica=a \[SwitchyardGateway\] request route=auto model=fast-8k key=openrouter#2 attempts=3 cache=miss status=502 stream=true latency_ms=12.3 continuations=1 error="upstream "said" no""#
+        #expect(lines.allSatisfy { $0.wholeMatch(of: try! Regex(Self.stamp + expected)) != nil }, "\(lines)")
+        // With a metadata provider the handler declines, so the provider's metadata is not lost.
+        let provided = LineLogHandler(label: "switchyard", descriptor: -1, metadataProvider: .init { ["trace": "1"] })
+        #expect(!provided.log(level: .info, source: "SwitchyardGateway", line.append))
+    }
+
+    /// The request line's fields as the interpolated line had them: no continuations when none, the latency's
+    /// tenths truncated, an error cut at 500 characters.
+    @Test func theRequestLineKeepsItsFormat() {
+        var line = RequestLogLine(
+            route: "auto", model: "-", key: "-", attempts: 0, cache: "hit", status: 200, stream: false, micros: 987, continuations: 0, error: nil)
+        #expect(line.text == "request route=auto model=- key=- attempts=0 cache=hit status=200 stream=false latency_ms=0.9")
+        line.micros = 1_000_050
+        line.error = String(repeating: "e", count: 600)
+        #expect(line.text == "request route=auto model=- key=- attempts=0 cache=hit status=200 stream=false latency_ms=1000.0 error=\"" + String(repeating: "e", count: 500) + "\"")
+        var digits: [UInt8] = []
+        for value in [0, 7, 10, 99, 4_096, -12, Int.max] {
+            RequestLogLine.decimal(value, &digits)
+            digits.append(UInt8(ascii: " "))
+        }
+        #expect(String(decoding: digits, as: UTF8.self) == "0 7 10 99 4096 -12 \(Int.max) ")
+    }
 }
