@@ -90,9 +90,7 @@ struct RequestScanner {
             while true {
                 skipSpace()
                 let key = try string(cost: nil)
-                skipSpace()
-                try expect(UInt8(ascii: ":"))
-                skipSpace()
+                try toFieldValue()
                 summary.fields.append(key)
                 switch key {
                 case "model":
@@ -123,13 +121,8 @@ struct RequestScanner {
                     var ignored = TokenEstimate.TextCost()
                     try value(depth: 1, cost: &ignored)
                 }
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                summary.objectEnd = i
-                try expect(UInt8(ascii: "}"), "expected ',' or '}' after a field")
+                if try another(UInt8(ascii: "}"), "expected ',' or '}' after a field") { continue }
+                summary.objectEnd = i - 1
                 break
             }
         }

@@ -39,15 +39,23 @@ extension RequestScanner {
         if i < bytes.count { throw fail("unexpected data after the JSON value") }
     }
 
-    /// After a member of an object or array: true when a `,` follows, false (past it) at the closing `close`.
-    mutating func another(_ close: UInt8) throws(RequestScanError) -> Bool {
+    /// After a member of an object or array: true when a `,` follows, false (past it) at the closing `close`;
+    /// anything else fails with `message`, by default the generic one.
+    mutating func another(_ close: UInt8, _ message: String? = nil) throws(RequestScanError) -> Bool {
         skipSpace()
         if peek() == UInt8(ascii: ",") {
             i += 1
             return true
         }
-        try expect(close, "invalid JSON: expected ',' or '\(Character(Unicode.Scalar(close)))'")
+        try expect(close, message ?? "invalid JSON: expected ',' or '\(Character(Unicode.Scalar(close)))'")
         return false
+    }
+
+    /// After a field's name: past the `:` and the space around it, onto the field's value.
+    mutating func toFieldValue() throws(RequestScanError) {
+        skipSpace()
+        try expect(UInt8(ascii: ":"))
+        skipSpace()
     }
 
     mutating func literal(_ word: StaticString) throws(RequestScanError) {
@@ -77,9 +85,7 @@ extension RequestScanner {
                 skipSpace()
                 guard peek() == UInt8(ascii: "\"") else { throw fail("invalid JSON: expected a field name") }
                 _ = try skipString(cost: &cost)
-                skipSpace()
-                try expect(UInt8(ascii: ":"))
-                skipSpace()
+                try toFieldValue()
                 try value(depth: depth + 1, cost: &cost)
                 guard try another(UInt8(ascii: "}")) else { return }
             }

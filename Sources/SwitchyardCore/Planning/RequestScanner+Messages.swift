@@ -27,13 +27,8 @@ extension RequestScanner {
             skipSpace()
             try message(&summary, &estimate)
             summary.messageCount += 1
-            skipSpace()
-            if peek() == UInt8(ascii: ",") {
-                i += 1
-                continue
-            }
-            summary.messagesEnd = i
-            try expect(UInt8(ascii: "]"), "expected ',' or ']' in 'messages'")
+            if try another(UInt8(ascii: "]"), "expected ',' or ']' in 'messages'") { continue }
+            summary.messagesEnd = i - 1
             return
         }
     }
@@ -56,9 +51,7 @@ extension RequestScanner {
             while true {
                 skipSpace()
                 let key = try string(cost: nil)
-                skipSpace()
-                try expect(UInt8(ascii: ":"))
-                skipSpace()
+                try toFieldValue()
                 switch key {
                 case "role":
                     guard peek() == UInt8(ascii: "\"") else { throw fail("a message's 'role' must be a string") }
@@ -87,12 +80,7 @@ extension RequestScanner {
                     // name, …: the model reads these too.
                     try value(depth: 3, cost: &cost)
                 }
-                skipSpace()
-                if peek() == UInt8(ascii: ",") {
-                    i += 1
-                    continue
-                }
-                try expect(UInt8(ascii: "}"), "expected ',' or '}' in a message")
+                if try another(UInt8(ascii: "}"), "expected ',' or '}' in a message") { continue }
                 break
             }
         } else {
@@ -168,9 +156,7 @@ extension RequestScanner {
                 let keyStart = i + 1
                 _ = try skipString(cost: &cost)
                 let isType = spells("type", at: keyStart, count: i - 1 - keyStart)
-                skipSpace()
-                try expect(UInt8(ascii: ":"))
-                skipSpace()
+                try toFieldValue()
                 if isType {
                     try partType(&cost, message: message, part: part)
                     typed = true
