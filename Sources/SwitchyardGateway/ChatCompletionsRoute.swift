@@ -7,7 +7,10 @@ import SwitchyardCore
 import Synchronization
 
 /// `POST /v1/chat/completions`: validate, route, dispatch, answer with the `x-switchyard-*` headers.
-struct ChatCompletionsRoute: Sendable {
+///
+/// A class: one shared by the router and every connection's handler, and held by each answer being made, which a
+/// reference makes one retain where a struct of these fields made a dozen.
+final class ChatCompletionsRoute: Sendable {
     let store: SnapshotStore
     let dispatcher: Dispatcher
     let cache: ResponseCache
@@ -19,6 +22,19 @@ struct ChatCompletionsRoute: Sendable {
     let auth: ClientAuth
     let clock: any WallClock
     let logger: Logger
+
+    init(
+        store: SnapshotStore, dispatcher: Dispatcher, cache: ResponseCache, sharedCache: SharedCacheTier?, auth: ClientAuth, clock: any WallClock,
+        logger: Logger
+    ) {
+        self.store = store
+        self.dispatcher = dispatcher
+        self.cache = cache
+        self.sharedCache = sharedCache
+        self.auth = auth
+        self.clock = clock
+        self.logger = logger
+    }
 
     static let route = HTTPField.Name("x-switchyard-route")!
     static let model = HTTPField.Name("x-switchyard-model")!

@@ -24,6 +24,8 @@ final class UpstreamPool: @unchecked Sendable {
     private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
     private var open: [UpstreamOrigin: Int] = [:]
     private var waiting: [UpstreamOrigin: [Handout]] = [:]
+    /// Requests waiting in `waiting`, so a release with none waiting hashes no origin for it.
+    private var waitingCount = 0
     /// Every open connection, idle or serving, for `closeAll`.
     private var connections: [ObjectIdentifier: UpstreamConnection] = [:]
     /// Closes connections idle for `idleTimeout`; set while any connection is idle.
@@ -53,15 +55,14 @@ final class UpstreamPool: @unchecked Sendable {
             connect(origin, handout)
         } else {
             waiting[origin, default: []].append(handout)
+            waitingCount += 1
         }
     }
 
     /// Takes back a connection whose exchange ended cleanly with keep-alive.
     func release(_ connection: UpstreamConnection) {
         let origin = connection.origin
-        if var queue = waiting[origin], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiting[origin] = queue.isEmpty ? nil : queue
+        if waitingCount > 0, let next = nextWaiting(origin) {
             next(.success(connection))
             return
         }
@@ -108,20 +109,23 @@ final class UpstreamPool: @unchecked Sendable {
         let origin = connection.origin
         connections[ObjectIdentifier(connection)] = nil
         open[origin] = max((open[origin] ?? 1) - 1, 0)
-        if var list = idle[origin], let i = list.firstIndex(where: { $0 === connection }) {
-            list.remove(at: i)
-            idle[origin] = list.isEmpty ? nil : list
-        }
-        if var queue = waiting[origin], !queue.isEmpty {
-            let next = queue.removeFirst()
-            waiting[origin] = queue.isEmpty ? nil : queue
-            connect(origin, next)
-        }
+        if let i = idle[origin]?.firstIndex(where: { $0 === connection }) { idle[origin]?.remove(at: i) }
+        if waitingCount > 0, let next = nextWaiting(origin) { connect(origin, next) }
     }
 
+    /// The longest waiting request for `origin`, taken off its queue.
+    private func nextWaiting(_ origin: UpstreamOrigin) -> Handout? {
+        guard var queue = waiting.removeValue(forKey: origin), !queue.isEmpty else { return nil }
+        let next = queue.removeFirst()
+        if !queue.isEmpty { waiting[origin] = queue }
+        waitingCount -= 1
+        return next
+    }
+
+    /// The newest idle connection to `origin` that is still open. The list is changed where it is: copied out of
+    /// the dictionary, it would be copied whole on every request.
     private func popIdle(_ origin: UpstreamOrigin) -> UpstreamConnection? {
-        while var list = idle[origin], let connection = list.popLast() {
-            idle[origin] = list.isEmpty ? nil : list
+        while let connection = idle[origin]?.popLast() {
             if connection.isOpen { return connection }
         }
         return nil
