@@ -87,6 +87,35 @@ struct ConfigLoaderTests {
         #expect(error.problems.allSatisfy { $0.message.contains("routes.yaml") || $0.message.contains("key value") })
     }
 
+    /// What goes into the headers sent upstream is checked at load: a key's variable with a line break, a header
+    /// that is not a token or whose value has a control character, a base URL with a space. Each problem names
+    /// its field; the key's value is never echoed.
+    @Test func whatCannotBeSentInAHeaderIsRefusedAtLoad() throws {
+        let yaml = """
+            providers:
+              openrouter:
+                base_url: "https://openrouter.ai/api/v1 "
+                headers: { "X Title": switchyard, HTTP-Referer: "https://example.org\\r\\nX-Injected: 1" }
+                keys: [ { env: KEY_A }, { env: KEY_B } ]
+            models:
+              m: { provider: openrouter, upstream: x, context: 8192 }
+            routes:
+              auto: { models: [m] }
+            """
+        let secret = "sk-or-v1-0123456789abcdef0123456789abcdef"
+        let error = try #require(#expect(throws: ConfigError.self) { try Fixtures.table(yaml, environment: ["KEY_A": secret + "\n", "KEY_B": secret]) })
+        let paths = error.problems.map(\.path)
+        #expect(paths.contains("providers.openrouter.base_url") && paths.contains("providers.openrouter.headers.X Title"), "\(paths)")
+        #expect(paths.contains("providers.openrouter.headers.HTTP-Referer"), "\(paths)")
+        #expect(error.problems.contains { $0.message.contains("openrouter#1: KEY_A holds a line break") }, "\(error.description)")
+        #expect(error.problems.count == 4, "\(error.description)")
+        #expect(!error.description.contains("0123456789abcdef"))
+        #expect(error.problems.allSatisfy { $0.line != nil })
+
+        #expect(HeaderText.isName("x-switchyard-attempt") && HeaderText.isName("HTTP-Referer") && !HeaderText.isName("") && !HeaderText.isName("a:b"))
+        #expect(HeaderText.isValue("Bearer sk-1\tok é") && !HeaderText.isValue("a\rb") && !HeaderText.isValue("a\u{7F}"))
+    }
+
     @Test func routeDefaultsBecomeJSON() throws {
         let table = try Fixtures.table()
         let route = try #require(table.route(named: "listed"))

@@ -282,7 +282,9 @@ private struct TableBuilder {
         let providerID = providers.count
         var baseURL = ""
         if let urlNode = f.required("base_url"), let url = reader.string(urlNode, f.path("base_url")) {
-            if url.hasPrefix("http://") || url.hasPrefix("https://") {
+            if url.contains(where: \.isWhitespace) || !HeaderText.isValue(url) {
+                reader.error(urlNode, f.path("base_url"), "must not contain spaces or control characters")
+            } else if url.hasPrefix("http://") || url.hasPrefix("https://") {
                 baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
             } else {
                 reader.error(urlNode, f.path("base_url"), "'\(url)' must start with http:// or https://")
@@ -305,7 +307,16 @@ private struct TableBuilder {
                     reader.error(value, headerPath, "the Authorization header is built from the provider's keys; remove it")
                     continue
                 }
-                if let text = reader.string(value, headerPath) { headers.append((header, text)) }
+                guard HeaderText.isName(header) else {
+                    reader.error(value, headerPath, "'\(header)' is not a header name (letters, digits and !#$%&'*+-.^_`|~ only)")
+                    continue
+                }
+                guard let text = reader.string(value, headerPath) else { continue }
+                guard HeaderText.isValue(text) else {
+                    reader.error(value, headerPath, "a header's value must not contain a line break or another control character")
+                    continue
+                }
+                headers.append((header, text))
             }
         }
 
@@ -339,6 +350,11 @@ private struct TableBuilder {
                 }
             }
             let value = found ?? "unset-\(decl.env)"
+            guard HeaderText.isValue(value) else {
+                // Sent as `Authorization: Bearer <key>`: a line break would end the header. Often a key file's newline.
+                reader.error(decl.node, path, "\(label): \(decl.env) holds a line break or another control character; set it to the key alone")
+                continue
+            }
             if found != nil, let prefix = kind.keyPrefix, !value.hasPrefix(prefix) {
                 reader.warn(decl.node, path, "\(label) (\(Secret(value).masked)) does not start with '\(prefix)' as \(kind.rawValue) keys do")
             }
