@@ -88,6 +88,11 @@ struct UsageLedgerTests {
         let body = #"{"id":"x","choices":[{"message":{"content":"hi \"prompt_tokens\""}}],"usage":{"prompt_tokens": 17,"completion_tokens":42,"total_tokens":59}}"#
         #expect(UsageTokens.scan(body) == (17, 42))
         #expect(UsageTokens.scan(#"{"choices":[]}"#) == (0, 0))
+        // OpenAI's details objects, fields after usage, usage before the choices, and only one of the two counts.
+        let details = #"{"usage":{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":3},"completion_tokens_details":{"reasoning_tokens":2}},"system_fingerprint":"fp"}"#
+        #expect(UsageTokens.scan(details) == (9, 7))
+        #expect(UsageTokens.scan(#"{"usage":{"completion_tokens":5},"choices":[{"message":{"content":"a \"prompt_tokens\": 3"}}]}"#) == (0, 5))
+        #expect(UsageTokens.scan(#"{"usage":{"prompt_tokens":12}}"#) == (12, 0))
     }
 }
 
