@@ -87,7 +87,11 @@ extension Dispatcher {
         if interruption == nil {
             var frames = ByteBuffer()
             session.frames(of: session.pending, into: &frames)
-            try await writer.write(frames)
+            if let events = session.events {
+                try await events.writing { try await writer.write(frames) }
+            } else {
+                try await writer.write(frames)
+            }
             session.pending = []
             session.events?.markOutputStarted()
         }
@@ -239,7 +243,8 @@ extension Dispatcher {
                     events.markOutputStarted()
                     var frames = ByteBuffer()
                     session.frames(of: pending, into: &frames)
-                    try await writer.write(frames)
+                    // Waiting for a slow client is not the continuation's silence, from its first write on.
+                    try await events.writing { try await writer.write(frames) }
                     if done {
                         try await writer.write(Self.done)
                         log(snapshot.health.record(model: model, key: key, outcome: .success, at: clock.now()), snapshot)

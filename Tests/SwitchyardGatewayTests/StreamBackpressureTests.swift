@@ -49,6 +49,29 @@ import Testing
         }
     }
 
+    /// The same on the relay that runs in a task, which carries a stream on after a cut: a client that reads nothing
+    /// for longer than `stream_idle_timeout` while the continuation streams gets it whole, continued once (for the
+    /// cut), not again for its own slowness.
+    @Test func aSlowClientOfAContinuationIsNotTakenForAStalledUpstream() async throws {
+        let edit: (inout RoutingTable) -> Void = {
+            Self.generous(&$0)
+            $0.retry.streamIdleTimeout = .seconds(1)
+        }
+        let script = #"default: { answer_tokens: 30000 }\#nmodels_behavior: { "\#(MessagesTests.fast)": { fault: cut, after_tokens: 5 } }"#
+        let logs = LogCapture()
+        try await withHarness(script: script, logs: logs, edit: edit) { h in
+            let fd = try Self.sendUnread(h, prompt: "continue me after a pause")
+            defer { close(fd) }
+            let since = Date()
+            while try await Self.held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(3500))
+            let text = try await Self.readToEnd(fd)
+            #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
+            #expect(!text.contains(#""error""#))
+            #expect(h.fake.log().perAction["prefill"] == 1, "the slow client was taken for a stall and the stream continued again: \(logs.text) \(h.fake.log().requests.map { "\($0.timeMs) \($0.model) \($0.action)" })")
+        }
+    }
+
     /// The fake makes the whole answer before its head, slowly in a debug build under the full suite's load.
     static func generous(_ table: inout RoutingTable) {
         table.retry.firstTokenTimeout = .seconds(20)
