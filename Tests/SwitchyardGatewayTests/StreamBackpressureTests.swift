@@ -31,20 +31,10 @@ import Testing
     /// Waiting for a slow client is not the upstream's silence: a client that reads nothing for longer than
     /// `stream_idle_timeout` gets the whole stream from its first attempt, with no continuation.
     @Test func aSlowClientIsNotTakenForAStalledUpstream() async throws {
-        let edit: (inout RoutingTable) -> Void = {
-            Self.generous(&$0)
-            $0.retry.streamIdleTimeout = .seconds(1)
-        }
-        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: edit) { h in
+        try await withHarness(script: "default: { answer_tokens: 30000 }", edit: Self.impatient) { h in
             let fd = try Self.sendUnread(h, prompt: "read me after a pause")
             defer { close(fd) }
-            let since = Date()
-            while try await Self.held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
-            // Three idle timeouts and more without a read.
-            try await Task.sleep(for: .milliseconds(3500))
-            let text = try await Self.readToEnd(fd)
-            #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
-            #expect(!text.contains(#""error""#))
+            try await Self.readWholeAfterAPause(h, fd)
             #expect(h.fake.log().perAction["prefill"] == nil, "the slow client was taken for a stall and the stream continued elsewhere")
         }
     }
@@ -53,23 +43,31 @@ import Testing
     /// for longer than `stream_idle_timeout` while the continuation streams gets it whole, continued once (for the
     /// cut), not again for its own slowness.
     @Test func aSlowClientOfAContinuationIsNotTakenForAStalledUpstream() async throws {
-        let edit: (inout RoutingTable) -> Void = {
-            Self.generous(&$0)
-            $0.retry.streamIdleTimeout = .seconds(1)
-        }
         let script = #"default: { answer_tokens: 30000 }\#nmodels_behavior: { "\#(MessagesTests.fast)": { fault: cut, after_tokens: 5 } }"#
         let logs = LogCapture()
-        try await withHarness(script: script, logs: logs, edit: edit) { h in
+        try await withHarness(script: script, logs: logs, edit: Self.impatient) { h in
             let fd = try Self.sendUnread(h, prompt: "continue me after a pause")
             defer { close(fd) }
-            let since = Date()
-            while try await Self.held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
-            try await Task.sleep(for: .milliseconds(3500))
-            let text = try await Self.readToEnd(fd)
-            #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
-            #expect(!text.contains(#""error""#))
+            try await Self.readWholeAfterAPause(h, fd)
             #expect(h.fake.log().perAction["prefill"] == 1, "the slow client was taken for a stall and the stream continued again: \(logs.text) \(h.fake.log().requests.map { "\($0.timeMs) \($0.model) \($0.action)" })")
         }
+    }
+
+    /// A stream idle for a second is taken for stalled: a client silent for 3.5 s would be three stalls.
+    static func impatient(_ table: inout RoutingTable) {
+        generous(&table)
+        table.retry.streamIdleTimeout = .seconds(1)
+    }
+
+    /// Once the client's silence holds the gateway's upstream reads, reads nothing for three idle timeouts and more,
+    /// then the rest: it must be the whole stream, with no error event.
+    static func readWholeAfterAPause(_ h: Harness, _ fd: Int32) async throws {
+        let since = Date()
+        while try await held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
+        try await Task.sleep(for: .milliseconds(3500))
+        let text = try await readToEnd(fd)
+        #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
+        #expect(!text.contains(#""error""#))
     }
 
     /// The fake makes the whole answer before its head, slowly in a debug build under the full suite's load.
