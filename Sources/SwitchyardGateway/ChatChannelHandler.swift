@@ -252,15 +252,16 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         answerEnded(context)
     }
 
-    /// `fields` with the headers every answer carries; without a length the encoder sends the body chunked.
+    /// `fields` with the headers every answer carries; without a length the encoder sends the body chunked. Made
+    /// from a list in one go: `HTTPHeaders.add` checks each name again, which `HTTPFields` already did.
     private func responseHead(status: HTTPResponse.Status, fields: HTTPFields, contentLength: Int?) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(fields.count + 3)
-        for field in fields { headers.add(name: field.name.canonicalName, value: field.value) }
-        if let contentLength { headers.add(name: "content-length", value: String(contentLength)) }
-        headers.add(name: "date", value: SecondCache.httpDate.now())
-        headers.add(name: "server", value: serverName)
-        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code), headers: headers)
+        var list: [(String, String)] = []
+        list.reserveCapacity(fields.count + 3)
+        for field in fields { list.append((field.name.canonicalName, field.value)) }
+        if let contentLength { list.append(("content-length", String(contentLength))) }
+        list.append(("date", SecondCache.httpDate.now()))
+        list.append(("server", serverName))
+        return HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status.code), headers: HTTPHeaders(list))
     }
 
     // MARK: streams, written by `StreamProxy` on this loop or by their task through `ChannelStreamWriter`

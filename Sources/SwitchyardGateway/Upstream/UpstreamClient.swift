@@ -54,17 +54,19 @@ public final class UpstreamClient: Sendable {
     }
 
     /// The request head of a chat attempt: the key in `Authorization`, the provider's extra headers.
+    /// Made from a list in one go: `HTTPHeaders.add` checks each name, and these are fixed or from the table, which
+    /// was checked when it loaded (`HeaderText`).
     static func chatHead(target: UpstreamTarget, provider: Provider, key: APIKey, bodyLength: Int, stream: Bool, attempt: Int) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(7 + provider.headers.count)
-        headers.add(name: "host", value: target.origin.hostHeader)
-        headers.add(name: "authorization", value: "Bearer " + key.secret.value)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "accept", value: stream ? "text/event-stream" : "application/json")
-        headers.add(name: "content-length", value: String(bodyLength))
-        for header in provider.headers { headers.add(name: header.name, value: header.value) }
-        if provider.kind == .generic { headers.add(name: "x-switchyard-attempt", value: String(attempt)) }
-        return HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: headers)
+        var list: [(String, String)] = []
+        list.reserveCapacity(6 + provider.headers.count)
+        list.append(("host", target.origin.hostHeader))
+        list.append(("authorization", "Bearer " + key.secret.value))
+        list.append(("content-type", "application/json"))
+        list.append(("accept", stream ? "text/event-stream" : "application/json"))
+        list.append(("content-length", String(bodyLength)))
+        for header in provider.headers { list.append((header.name, header.value)) }
+        if provider.kind == .generic { list.append(("x-switchyard-attempt", String(attempt))) }
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: target.path, headers: HTTPHeaders(list))
     }
 
     /// Sends one attempt; returns once the response head arrives (or `timeout` passes: `UpstreamError.headTimeout`).
