@@ -334,9 +334,12 @@ public final class Dispatcher: Sendable {
         let snapshot = request.snapshot
         let provider = snapshot.table.models[model].provider
         learnQuota(headers, status: status, key: key, snapshot)
-        let classified = snapshot.classifiers[provider].classify(
-            status: status, headers: (200..<300).contains(status) ? [] : headers.map { ($0.name, $0.value) },
-            body: Array(body.readableBytesView), now: clock.now(), secrets: snapshot.secrets)
+        let classifier = snapshot.classifiers[provider]
+        let classified = body.withUnsafeReadableBytes { bytes in
+            classifier.classify(
+                status: status, headers: (200..<300).contains(status) ? [] : headers.map { ($0.name, $0.value) }, body: bytes, now: clock.now(),
+                secrets: snapshot.secrets)
+        }
         countAttempt(request, model: model, key: key, outcome: classified.kind, since: started)
         guard classified.kind == .success else { return .failed(classified) }
         countTokens(request, model: model, key: key, body.withUnsafeReadableBytes { UsageTokens.scan($0) })

@@ -14,6 +14,25 @@ struct OutcomeClassifierTests {
         classifier.classify(status: status, headers: headers.map { (name: $0.0, value: $0.1) }, body: Array(body.utf8), now: now)
     }
 
+    /// Read in place, an answer is classified as when copied: a plain success without touching its headers, and
+    /// anything else (an error in a 200, a 429 with its Retry-After) by the same rules.
+    @Test func anAnswerReadInPlaceIsClassifiedAsWhenCopied() {
+        let cases: [(Int, String, [(String, String)])] = [
+            (200, #"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3}}"#, []),
+            (200, #"{"error":{"code":502,"message":"Provider disconnected"}}"#, []),
+            (429, #"{"error":{"code":429,"message":"Rate limit exceeded"}}"#, [("Retry-After", "7")]),
+        ]
+        for (status, body, headers) in cases {
+            var headersRead = false
+            let inPlace = Array(body.utf8).withUnsafeBytes { bytes in
+                openrouter.classify(
+                    status: status, headers: { headersRead = true; return headers.map { (name: $0.0, value: $0.1) } }(), body: bytes, now: now)
+            }
+            #expect(inPlace == classify(openrouter, status, body, headers: headers), "\(status) \(body)")
+            #expect(headersRead == (body.contains("error")), "headers are read only for an answer that is not a plain success")
+        }
+    }
+
     @Test func invalidKeys() {
         #expect(classify(openrouter, 401, #"{"error":{"code":401,"message":"User not found."}}"#).kind == .keyInvalid)
         #expect(classify(groq, 401, #"{"error":{"message":"Invalid API Key","type":"invalid_request_error","code":"invalid_api_key"}}"#).kind == .keyInvalid)

@@ -13,6 +13,16 @@ public struct OutcomeClassifier: Sendable {
         self.provider = provider
     }
 
+    /// Classifies a complete answer read in place: a success whose body mentions no error, the common case, is
+    /// classified without copying the body.
+    public func classify(
+        status: Int, headers: @autoclosure () -> [(name: String, value: String)], body: UnsafeRawBufferPointer, now: Timestamp,
+        secrets: [String] = []
+    ) -> Outcome {
+        if (200..<300).contains(status), !Self.contains(body, "\"error\"") { return Outcome(.success, status: status) }
+        return classify(status: status, headers: headers(), body: Array(body), now: now, secrets: secrets)
+    }
+
     /// Classifies a complete answer. `secrets` are redacted from any message kept.
     public func classify(
         status: Int, headers: [(name: String, value: String)], body: [UInt8], now: Timestamp, secrets: [String] = []
@@ -128,17 +138,19 @@ public struct OutcomeClassifier: Sendable {
     }
 
     static func contains(_ haystack: [UInt8], _ needle: StaticString) -> Bool {
+        haystack.withUnsafeBytes { contains($0, needle) }
+    }
+
+    static func contains(_ h: UnsafeRawBufferPointer, _ needle: StaticString) -> Bool {
         let n = needle.utf8CodeUnitCount
-        guard haystack.count >= n else { return false }
-        return haystack.withUnsafeBufferPointer { h in
-            let first = needle.utf8Start.pointee
-            var i = 0
-            while i <= h.count - n {
-                if h[i] == first, memcmp(h.baseAddress! + i, needle.utf8Start, n) == 0 { return true }
-                i += 1
-            }
-            return false
+        guard h.count >= n else { return false }
+        let first = needle.utf8Start.pointee
+        var i = 0
+        while i <= h.count - n {
+            if h[i] == first, memcmp(h.baseAddress! + i, needle.utf8Start, n) == 0 { return true }
+            i += 1
         }
+        return false
     }
 
     static func reasonPhrase(_ status: Int) -> String {
