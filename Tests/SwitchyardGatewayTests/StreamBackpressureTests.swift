@@ -53,18 +53,21 @@ import Testing
         }
     }
 
-    /// A stream idle for a second is taken for stalled: a client silent for 3.5 s would be three stalls.
+    /// A stream idle for a second is taken for stalled (longer under a sanitizer, where a loaded machine's pauses
+    /// pass a second): a client silent for 3.5 idle timeouts would be three stalls.
     static func impatient(_ table: inout RoutingTable) {
         generous(&table)
-        table.retry.streamIdleTimeout = .seconds(1)
+        table.retry.streamIdleTimeout = idleTimeout
     }
+
+    static let idleTimeout = Duration.milliseconds(Int64(1000 * min(timingScale, 2)))
 
     /// Once the client's silence holds the gateway's upstream reads, reads nothing for three idle timeouts and more,
     /// then the rest: it must be the whole stream, with no error event.
     static func readWholeAfterAPause(_ h: Harness, _ fd: Int32) async throws {
         let since = Date()
         while try await held(h) == 0, Date().timeIntervalSince(since) < 20 { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(3500))
+        try await Task.sleep(for: idleTimeout * 3.5)
         let text = try await readToEnd(fd)
         #expect(text.contains("data: [DONE]\n\n") && text.hasSuffix("0\r\n\r\n"), "the stream did not end whole")
         #expect(!text.contains(#""error""#))

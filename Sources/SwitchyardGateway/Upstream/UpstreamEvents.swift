@@ -77,13 +77,18 @@ final class UpstreamEvents: @unchecked Sendable {
                 body.cancel()
             }
             while !Task.isCancelled {
+                // `writing` before `lastEvent`, and the clock after both: a write that just ended is seen with the
+                // event time it stored (release/acquire), and an event stored meanwhile is never later than `now`
+                // (read first, `now` could be older than it, and the unsigned silence would wrap to ages).
+                let writing = activity.writing.load(ordering: .acquiring)
+                let last = activity.lastEvent.load(ordering: .acquiring)
                 let now = Monotonic.now()
                 if now >= deadlineMono { return end(.deadline) }
                 if let channel, !channel.isActive { return end(.clientGone) }
-                let started = activity.outputStarted.load(ordering: .relaxed)
+                let started = activity.outputStarted.load(ordering: .acquiring)
                 let limit = started ? idle : firstToken
-                let since = now &- activity.lastEvent.load(ordering: .relaxed)
-                if since >= limit, !activity.writing.load(ordering: .relaxed) { return end(started ? .stalled : .silent) }
+                let since = now > last ? now - last : 0
+                if since >= limit, !writing { return end(started ? .stalled : .silent) }
                 // Past the limit only while a write is waiting for the client: look again shortly.
                 let wait = min(since >= limit ? 200_000_000 : limit - since, deadlineMono - now, 200_000_000)
                 try? await Task.sleep(for: .nanoseconds(Int64(wait)))
@@ -119,25 +124,25 @@ final class UpstreamEvents: @unchecked Sendable {
         let event = pending[taken]
         taken += 1
         if activity.outputStarted.load(ordering: .relaxed) {
-            activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
+            activity.lastEvent.store(Monotonic.now(), ordering: .releasing)
         }
         return event
     }
 
     /// Runs `write`, a write of this stream's output to the client; silence is measured again from its end.
     func writing<T>(_ write: () async throws -> T) async rethrows -> T {
-        activity.writing.store(true, ordering: .relaxed)
+        activity.writing.store(true, ordering: .releasing)
         defer {
-            activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
-            activity.writing.store(false, ordering: .relaxed)
+            activity.lastEvent.store(Monotonic.now(), ordering: .releasing)
+            activity.writing.store(false, ordering: .releasing)
         }
         return try await write()
     }
 
     /// Output has reached the client: from now on silence is measured against the idle timeout.
     func markOutputStarted() {
-        activity.lastEvent.store(Monotonic.now(), ordering: .relaxed)
-        activity.outputStarted.store(true, ordering: .relaxed)
+        activity.lastEvent.store(Monotonic.now(), ordering: .releasing)
+        activity.outputStarted.store(true, ordering: .releasing)
     }
 
     /// Stops watching and cancels the upstream request if it is still running.
