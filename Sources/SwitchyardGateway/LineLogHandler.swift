@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -10,8 +11,8 @@ import Glibc
 /// `tzset()` and `strftime` for every line and writes through a locked, flushed `FILE*`: measured at about
 /// 50 µs of a cache hit's 230 µs at concurrency 1. Here the timestamp is formatted once a second and the
 /// line goes out in a single syscall, whole (no interleaving: short writes to a pipe are atomic, and
-/// Linux serialises writes to a file's offset). On an event loop's thread the lines of one turn of the loop
-/// share that syscall (`LogLineBatch`).
+/// Linux serialises writes to a file's offset). On an event loop's thread the request lines of up to
+/// `LogLineBatch.delay` share that syscall (`LogLineBatch`); call `flushHeldLines()` before the process ends.
 public struct LineLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:] {
@@ -23,13 +24,25 @@ public struct LineLogHandler: LogHandler {
     private let descriptor: Int32
     private let stamp: SecondCache
     private var prettyMetadata: String?
+    /// How long a request line written on an event loop may be held for others to share its `write`.
+    let requestLineDelay: TimeAmount
 
     /// `descriptor` is 2 (standard error) unless a test captures the output.
     public init(label: String, descriptor: Int32 = 2, metadataProvider: Logger.MetadataProvider? = LoggingSystem.metadataProvider) {
+        self.init(label: label, descriptor: descriptor, metadataProvider: metadataProvider, requestLineDelay: LogLineBatch.delay)
+    }
+
+    init(label: String, descriptor: Int32, metadataProvider: Logger.MetadataProvider?, requestLineDelay: TimeAmount) {
         self.label = label
         self.descriptor = descriptor
         self.metadataProvider = metadataProvider
+        self.requestLineDelay = requestLineDelay
         stamp = SecondCache.logStamp
+    }
+
+    /// Writes the request lines event loops still hold: when the process ends.
+    public static func flushHeldLines() {
+        LogLineBatch.flushAll()
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -50,7 +63,7 @@ public struct LineLogHandler: LogHandler {
             pretty = Self.pretty(all)
         }
         let message = event.message.description
-        emit(level: event.level, source: event.source, pretty: pretty) { $0.append(contentsOf: message.utf8) }
+        emit(level: event.level, source: event.source, pretty: pretty, delay: nil) { $0.append(contentsOf: message.utf8) }
     }
 
     /// Logs a message that `message` appends to the line itself, past swift-log's `Logger.Message` and the
@@ -58,13 +71,13 @@ public struct LineLogHandler: LogHandler {
     /// written, when a metadata provider may add to the line: the caller logs through the `Logger` then.
     func log(level: Logger.Level, source: String, _ message: (inout [UInt8]) -> Void) -> Bool {
         guard metadataProvider == nil else { return false }
-        if level >= logLevel { emit(level: level, source: source, pretty: prettyMetadata, message) }
+        if level >= logLevel { emit(level: level, source: source, pretty: prettyMetadata, delay: requestLineDelay, message) }
         return true
     }
 
     /// Formats the line, `STAMP LEVEL LABEL: [METADATA ][SOURCE] MESSAGE`, and writes it: on an event loop
-    /// straight into the loop's batch buffer.
-    private func emit(level: Logger.Level, source: String, pretty: String?, _ message: (inout [UInt8]) -> Void) {
+    /// straight into the loop's batch buffer, held up to `delay` (nil: written now).
+    private func emit(level: Logger.Level, source: String, pretty: String?, delay: TimeAmount?, _ message: (inout [UInt8]) -> Void) {
         let stamp = stamp.now()
         func format(into bytes: inout [UInt8]) {
             bytes.append(contentsOf: stamp.utf8)
@@ -83,7 +96,7 @@ public struct LineLogHandler: LogHandler {
             message(&bytes)
             bytes.append(UInt8(ascii: "\n"))
         }
-        if LogLineBatch.append(descriptor: descriptor, format) { return }
+        if LogLineBatch.append(descriptor: descriptor, delay: delay, format) { return }
         var line: [UInt8] = []
         format(into: &line)
         line.withUnsafeBytes { Self.writeAll(descriptor, $0) }

@@ -29,6 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
             handler.logLevel = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
             return handler
         }
+        // Request lines that event loops hold for a shared write go out before the process ends.
+        defer { LineLogHandler.flushHeldLines() }
         let logger = Logger(label: "switchyard")
         let environment = ProcessInfo.processInfo.environment
         var table: RoutingTable

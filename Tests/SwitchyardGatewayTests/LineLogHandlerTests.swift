@@ -59,38 +59,87 @@ struct LineLogHandlerTests {
         #expect(lines.allSatisfy { $0.wholeMatch(of: pattern) != nil })
     }
 
-    /// On an event loop, the lines of one turn are held and written together once the turn's work is done:
-    /// none has reached the file while the turn still runs, and afterwards all have, whole and in order.
-    @Test func linesOfOneTurnOfAnEventLoopGoOutTogetherInOrder() throws {
+    /// A pipe whose reading end does not block, for watching what has been written so far.
+    struct Pipe {
+        let reader: Int32
+        let writer: Int32
+
+        init() {
+            var fds: [Int32] = [0, 0]
+            _ = pipe(&fds)
+            (reader, writer) = (fds[0], fds[1])
+            _ = fcntl(reader, F_SETFL, O_NONBLOCK)
+        }
+
+        /// The lines written so far.
+        func lines() -> [Substring] {
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(reader, &chunk, chunk.count)
+                if count <= 0 { break }
+                out += chunk.prefix(count)
+            }
+            return String(decoding: out, as: UTF8.self).split(separator: "\n")
+        }
+
+        func close() {
+            Glibc.close(reader)
+            Glibc.close(writer)
+        }
+    }
+
+    /// The numbers of `request N` lines, in the order they came.
+    static func requestNumbers(_ lines: [Substring]) throws -> [Int] {
+        let pattern = try Regex(Self.stamp + #" info switchyard: \[Gateway\] request (\d+)"#)
+        return lines.compactMap { line in (try? pattern.wholeMatch(in: String(line)))?.output[1].substring.flatMap { Int($0) } }
+    }
+
+    /// On an event loop, request lines are held to share a `write`: nothing reaches the file while they are held;
+    /// any other line goes out at once behind them, in order; what is still held goes out with `flushHeldLines`.
+    @Test func requestLinesOnAnEventLoopAreHeldAndGoOutInOrder() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        var fds: [Int32] = [0, 0]
-        _ = pipe(&fds)
-        defer { close(fds[0]) }
-        let (reader, writer) = (fds[0], fds[1])
-        _ = fcntl(reader, F_SETFL, O_NONBLOCK)
+        let pipe = Pipe()
+        defer { pipe.close() }
+        let handler = LineLogHandler(label: "switchyard", descriptor: pipe.writer, metadataProvider: nil, requestLineDelay: .hours(1))
+        let logger = Logger(label: "switchyard") { _ in handler }
         let loop = group.next()
-        let seenDuringTheTurn = try loop.submit {
-            let logger = Logger(label: "switchyard") { LineLogHandler(label: $0, descriptor: writer, metadataProvider: nil) }
-            for line in 0..<50 { logger.info("line \(line)", source: "Gateway") }
-            var probe = [UInt8](repeating: 0, count: 16)
-            return read(reader, &probe, probe.count)
-        }.wait()
-        try loop.submit {}.wait()
-        close(writer)
-        #expect(seenDuringTheTurn <= 0, "lines were written one by one during the turn")
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(reader, &chunk, chunk.count)
-            if count <= 0 { break }
-            out += chunk.prefix(count)
+        @Sendable func requestLines(_ numbers: Range<Int>) {
+            for n in numbers { _ = handler.log(level: .info, source: "Gateway") { $0.append(contentsOf: "request \(n)".utf8) } }
         }
-        let lines = String(decoding: out, as: UTF8.self).split(separator: "\n")
-        #expect(lines.count == 50)
-        let pattern = try Regex(Self.stamp + #" info switchyard: \[Gateway\] line (\d+)"#)
-        let numbers = lines.compactMap { line in (try? pattern.wholeMatch(in: String(line)))?.output[1].substring.flatMap { Int($0) } }
-        #expect(numbers == Array(0..<50))
+        try loop.submit { requestLines(0..<50) }.wait()
+        try loop.submit {}.wait()
+        #expect(pipe.lines().isEmpty, "request lines were written before anything asked")
+        try loop.submit { logger.warning("a key was disabled", source: "Gateway") }.wait()
+        let first = pipe.lines()
+        #expect(first.count == 51)
+        #expect(try Self.requestNumbers(first) == Array(0..<50))
+        #expect(first.last?.hasSuffix(" warning switchyard: [Gateway] a key was disabled") == true, "\(first.last ?? "")")
+        try loop.submit { requestLines(50..<60) }.wait()
+        #expect(pipe.lines().isEmpty)
+        LineLogHandler.flushHeldLines()
+        let last = pipe.lines()
+        #expect(try Self.requestNumbers(last) == Array(50..<60), "\(last)")
+    }
+
+    /// Held request lines go out by themselves once their delay is up.
+    @Test func heldRequestLinesGoOutAfterTheirDelay() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pipe = Pipe()
+        let handler = LineLogHandler(label: "switchyard", descriptor: pipe.writer, metadataProvider: nil, requestLineDelay: .milliseconds(20))
+        try await group.next().submit {
+            for n in 0..<5 { _ = handler.log(level: .info, source: "Gateway") { $0.append(contentsOf: "request \(n)".utf8) } }
+        }.get()
+        var lines: [Substring] = []
+        let bound = ContinuousClock.now + .seconds(5)
+        while lines.count < 5, ContinuousClock.now < bound {
+            try await Task.sleep(for: .milliseconds(5))
+            lines += pipe.lines()
+        }
+        try await group.shutdownGracefully()
+        pipe.close()
+        #expect(try Self.requestNumbers(lines) == Array(0..<5))
     }
 
     /// The request line written straight into the handler's line is the line the `Logger` writes from its text,
