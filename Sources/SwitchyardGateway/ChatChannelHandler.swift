@@ -242,13 +242,15 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes a whole answer in one flush, with the headers every answer carries.
+    /// Writes a whole answer in one flush at the end of the loop's turn (`TurnFlush`), with the headers every answer
+    /// carries.
     private func write(_ context: ChannelHandlerContext, _ answer: PlainAnswer) {
         let answer = shape?.plain(answer) ?? answer
         let head = responseHead(status: answer.status, fields: answer.fields, contentLength: answer.body.readableBytes)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        TurnFlush.flush(context)
         answerEnded(context)
     }
 
@@ -366,7 +368,11 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// same way: Hummingbird, with none of its own in flight, closes the connection.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            if lifecycle.quiesce() == .close { context.close(promise: nil) }
+            if lifecycle.quiesce() == .close {
+                // An answer written this turn may not have been flushed yet.
+                context.flush()
+                context.close(promise: nil)
+            }
             return
         }
         if case ChannelEvent.inputClosed = event, passedOn > 0 {

@@ -43,7 +43,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: serving an exchange
 
-    /// Starts `exchange` on this connection: its request goes out in one write.
+    /// Starts `exchange` on this connection: its request goes out in one write, flushed at the end of the loop's
+    /// turn with the others made in it (`TurnFlush`).
     func serve(_ exchange: UpstreamExchange, head: HTTPRequestHead, body: ByteBuffer) {
         self.exchange = exchange
         guard let context, isOpen else {
@@ -52,7 +53,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.write(wrapOutboundOut(.end(nil)), promise: nil)
+        TurnFlush.flush(context)
     }
 
     /// The exchange ended: back to the pool when the response allowed keep-alive, closed otherwise.
