@@ -272,26 +272,52 @@ public final class Dispatcher: Sendable {
     /// Walks on from `walk` until a candidate answers; `after` is an attempt already made (by the channel
     /// handler on its event loop) whose failure moves the walk first.
     func complete(_ request: ChatRequest, walk start: Walk, after failed: FailedAttempt? = nil) async -> Completion {
-        var walk = start
-        if let failed, await !proceed(&walk, request, after: failed) {
-            return .failed(failure(walk, request), attempts: walk.attempts)
+        let ended = await walkOn(request, from: start, after: failed) { walk, model, key -> Step<Answer> in
+            let budget = min(request.snapshot.table.retry.attemptTimeout, remaining(request))
+            guard budget > .zero else {
+                walk.gaveUp = .deadline
+                return .gaveUp
+            }
+            switch await attempt(request, model: model, key: key, number: walk.attempts, budget: budget) {
+            case .answered(let answer): return .done(answer)
+            case .failed(let outcome): return .failed(outcome)
+            }
         }
+        if let answer = ended.result { return .answered(answer) }
+        return .failed(failure(ended.walk, request), attempts: ended.walk.attempts)
+    }
+
+    /// What one attempt of a walk came to.
+    enum Step<Result> {
+        /// The walk ends with this.
+        case done(Result)
+        /// The attempt failed: the client's leaving or the retry policy decides whether the walk goes on.
+        case failed(Outcome)
+        /// The walk ends without another attempt (`walk.gaveUp` says why).
+        case gaveUp
+    }
+
+    /// Walks on from `start` over the plan's candidates, each tried by `attempt` (given the walk, which it may end,
+    /// with its attempt already counted) until one gives a result; none when the walk ends first. `after` is an
+    /// attempt already made whose failure moves the walk first. A whole answer and a stream's start differ only in
+    /// what an attempt is.
+    func walkOn<Result>(
+        _ request: ChatRequest, from start: Walk, after failed: FailedAttempt?, _ attempt: (inout Walk, ModelID, KeyID) async -> Step<Result>
+    ) async -> (result: Result?, walk: Walk) {
+        var walk = start
+        if let failed, await !proceed(&walk, request, after: failed) { return (nil, walk) }
         while let (model, key) = await nextCandidate(&walk, request) {
             walk.attempts += 1
-            let budget = min(request.snapshot.table.retry.attemptTimeout, remaining(request))
-            if budget <= .zero {
-                walk.gaveUp = .deadline
-                break
-            }
             let outcome: Outcome
-            switch await attempt(request, model: model, key: key, number: walk.attempts, budget: budget) {
-            case .answered(let answer): return .answered(answer)
+            switch await attempt(&walk, model, key) {
+            case .done(let result): return (result, walk)
             case .failed(let failed): outcome = failed
+            case .gaveUp: return (nil, walk)
             }
-            // Outside the switch, where `break` ends the walk (inside it, it ended only the switch).
+            // The client has gone (answered 499 by `failure`), or the retry policy decides.
             if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
         }
-        return .failed(failure(walk, request), attempts: walk.attempts)
+        return (nil, walk)
     }
 
     /// What one attempt came to.

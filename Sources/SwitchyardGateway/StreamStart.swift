@@ -24,14 +24,10 @@ extension Dispatcher {
     /// Walks on from `walk` until a candidate produces output; `after` is an attempt already made (by the channel
     /// handler on its event loop) whose failure moves the walk first.
     func startStream(_ request: ChatRequest, walk start: Walk, after failed: FailedAttempt? = nil) async -> StreamStart {
-        var walk = start
-        if let failed, await !proceed(&walk, request, after: failed) {
-            return .failed(failure(walk, request), attempts: walk.attempts)
-        }
-        while let (model, key) = await nextCandidate(&walk, request) {
-            walk.attempts += 1
-            let outcome: Outcome
+        let ended = await walkOn(request, from: start, after: failed) { walk, model, key -> Step<StreamSession> in
             switch await openStream(request, model: model, key: key, attempt: walk.attempts, prefill: nil) {
+            case .refused(let refusal):
+                return .failed(refusal)
             case .opened(let events):
                 switch await readUntilOutput(events, request, model: model, skipRole: false) {
                 case .output(let pending, let delivered, let finishSeen, let done):
@@ -39,18 +35,15 @@ extension Dispatcher {
                         request: request, walk: walk, events: events, model: model, key: key, pending: pending, delivered: delivered,
                         finishSeen: finishSeen)
                     if done { session.finishSeen = true }
-                    return .started(session)
+                    return .done(session)
                 case .failed(let failure):
                     events.cancel()
-                    outcome = failure
+                    return .failed(failure)
                 }
-            case .refused(let refusal):
-                outcome = refusal
             }
-            // As in `complete`: the client has gone (answered 499 by `failure`), or the retry policy decides.
-            if await !proceed(&walk, request, after: FailedAttempt(model: model, key: key, outcome: outcome)) { break }
         }
-        return .failed(failure(walk, request), attempts: walk.attempts)
+        if let session = ended.result { return .started(session) }
+        return .failed(failure(ended.walk, request), attempts: ended.walk.attempts)
     }
 
     enum OpenResult {
