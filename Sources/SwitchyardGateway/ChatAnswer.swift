@@ -32,13 +32,14 @@ struct PlainAnswer: Sendable {
 extension ChatCompletionsRoute {
     /// The `x-switchyard-*` headers of an answer from `model` on `key`.
     func headers(_ chat: ChatRequest, model: ModelID, key: KeyID, attempts: Int, cache: String) -> HTTPFields {
+        // Appended, not set: the names are distinct, and setting looks each one up first.
         var headers = HTTPFields()
         headers.reserveCapacity(8)
-        headers[Self.route] = chat.route.name
-        headers[Self.model] = chat.snapshot.table.models[model].name
-        headers[Self.key] = chat.snapshot.table.keys[key].label
-        headers[Self.attempts] = String(attempts)
-        headers[Self.cache] = cache
+        headers.append(HTTPField(name: Self.route, value: chat.route.name))
+        headers.append(HTTPField(name: Self.model, value: chat.snapshot.table.models[model].name))
+        headers.append(HTTPField(name: Self.key, value: chat.snapshot.table.keys[key].label))
+        headers.append(HTTPField(name: Self.attempts, value: String(attempts)))
+        headers.append(HTTPField(name: Self.cache, value: cache))
         return headers
     }
 
@@ -46,17 +47,17 @@ extension ChatCompletionsRoute {
     func hitAnswer(_ hit: CachedAnswer, _ chat: ChatRequest) -> PlainAnswer {
         var headers = HTTPFields()
         headers.reserveCapacity(9)
-        headers[Self.route] = chat.route.name
-        headers[Self.model] = hit.modelName
-        headers[Self.key] = hit.keyLabel
-        headers[Self.attempts] = "0"
-        headers[Self.cache] = "hit"
+        headers.append(HTTPField(name: Self.route, value: chat.route.name))
+        headers.append(HTTPField(name: Self.model, value: hit.modelName))
+        headers.append(HTTPField(name: Self.key, value: hit.keyLabel))
+        headers.append(HTTPField(name: Self.attempts, value: "0"))
+        headers.append(HTTPField(name: Self.cache, value: "hit"))
         if chat.summary.stream {
-            headers[.contentType] = "text/event-stream"
-            headers[.cacheControl] = "no-cache"
+            headers.append(HTTPField(name: .contentType, value: "text/event-stream"))
+            headers.append(HTTPField(name: .cacheControl, value: "no-cache"))
             return PlainAnswer(status: .ok, fields: headers, body: ByteBuffer(bytes: hit.sseEvents))
         }
-        headers[.contentType] = "application/json"
+        headers.append(HTTPField(name: .contentType, value: "application/json"))
         return PlainAnswer(status: .ok, fields: headers, body: ByteBuffer(bytes: hit.completionJSON))
     }
 
@@ -74,7 +75,7 @@ extension ChatCompletionsRoute {
             admitted.ticket?.land(stored)
         }
         var fields = headers(chat, model: answer.model, key: answer.key, attempts: answer.attempts, cache: admitted.cacheHeader)
-        fields[.contentType] = "application/json"
+        fields.append(HTTPField(name: .contentType, value: "application/json"))
         logRequest(
             chat, status: answer.status, model: answer.model, key: answer.key, attempts: answer.attempts, started: admitted.started,
             cache: admitted.cacheHeader)
