@@ -168,11 +168,13 @@ import Testing
 
     @Test func theDeadlineEndsEveryRequest() async throws {
         let config = Harness.config.replacingOccurrences(of: "request_deadline: 8s", with: "request_deadline: 1s")
-        try await withHarness(config: config, script: "default: hang") { h in
+        let logs = LogCapture()
+        try await withHarness(config: config, script: "default: hang", logs: logs) { h in
             let started = Date()
             let reply = try await h.post(chat())
             #expect(reply.status == 504)
-            #expect(Date().timeIntervalSince(started) < 3 * timingScale)
+            let elapsed = Date().timeIntervalSince(started)
+            #expect(elapsed < 3 * timingScale, "the gateway's log:\n\(logs.text)\nthe fake's requests: \(h.fake.log().requests)")
         }
     }
 
