@@ -30,14 +30,7 @@ final class TurnFlush: @unchecked Sendable {
     /// Flushes `context` now or at the end of the loop's current turn; call on `context`'s event loop.
     static func flush(_ context: ChannelHandlerContext) {
         context.eventLoop.assertInEventLoop()
-        let batch: TurnFlush
-        if let existing = perThread.currentValue {
-            batch = existing
-        } else {
-            batch = TurnFlush()
-            batch.endTurn = { [weak batch] in batch?.turnEnded() }
-            perThread.currentValue = batch
-        }
+        let batch = perThread.currentValue ?? made()
         // Tasks run after the turn's I/O events are handled.
         if batch.flushes == 0 { context.eventLoop.execute(batch.endTurn!) }
         batch.flushes += 1
@@ -46,6 +39,14 @@ final class TurnFlush: @unchecked Sendable {
         } else {
             context.flush()
         }
+    }
+
+    /// The calling thread's, made on its first flush.
+    private static func made() -> TurnFlush {
+        let batch = TurnFlush()
+        batch.endTurn = { [weak batch] in batch?.turnEnded() }
+        perThread.currentValue = batch
+        return batch
     }
 
     private func turnEnded() {
