@@ -14,12 +14,12 @@ import Testing
 @Suite struct UpstreamClientTests {
     static let body = ByteBuffer(string: #"{"model":"meta-llama/llama-3.1-8b-instruct:free","messages":[{"role":"user","content":"hi"}]}"#)
 
-    func send(_ client: UpstreamClient, _ target: UpstreamTarget, stream: Bool = false, timeout: Duration = .seconds(5), on loop: any EventLoop)
-        async throws -> UpstreamResponse
-    {
+    func send(
+        _ client: UpstreamClient, _ target: UpstreamTarget, stream: Bool = false, key: Int = 1, timeout: Duration = .seconds(5), on loop: any EventLoop
+    ) async throws -> UpstreamResponse {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: target.origin.hostHeader)
-        headers.add(name: "authorization", value: "Bearer \(Harness.key(1))")
+        headers.add(name: "authorization", value: "Bearer \(Harness.key(key))")
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(Self.body.readableBytes))
         let body = stream ? ByteBuffer(string: String(buffer: Self.body).replacingOccurrences(of: "}]}", with: "}],\"stream\":true}")) : Self.body
@@ -116,6 +116,21 @@ import Testing
             let pool = client.pool(for: loop)
             let idle = try await loop.submit { pool.idleCount(target.origin) }.get()
             #expect(idle == 0)
+        }
+    }
+
+    /// The connection's one timer, set for a long bound by an earlier exchange, is moved for a shorter one.
+    @Test func aReusedConnectionTimesEachExchangeByItsOwnBound() async throws {
+        try await withFakeUpstream("keys:\n  \(Harness.key(2)): { fault: hang }\n") { client, target, loop in
+            _ = try await send(client, target, timeout: .seconds(20), on: loop).body.collect(upTo: 1 << 20)
+            let pool = client.pool(for: loop)
+            #expect(try await loop.submit { pool.idleCount(target.origin) }.get() == 1)
+            let started = Date()
+            await #expect(throws: UpstreamError.headTimeout) {
+                _ = try await send(client, target, key: 2, timeout: .milliseconds(300), on: loop)
+            }
+            #expect(Date().timeIntervalSince(started) < 3 * timingScale, "the second exchange waited for the first one's bound")
+            #expect(try await loop.submit { pool.openCount(target.origin) }.get() == 0, "the timed-out connection is closed, not reused")
         }
     }
 

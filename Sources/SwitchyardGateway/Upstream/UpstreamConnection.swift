@@ -23,6 +23,14 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     var idleSince = NIODeadline.distantPast
     private var readsHeld = false
     private var readPending = false
+    /// When the exchange's current bound runs out; `distantFuture` while none runs.
+    private var due = NIODeadline.distantFuture
+    /// One timer for all the exchanges the connection serves, moved only when a bound falls before it: on a
+    /// keep-alive connection each exchange's bound lies past the last one's, so the timer is set about once per
+    /// bound's length rather than once per exchange, and never cancelled when an answer comes in time.
+    private var timer: Scheduled<Void>?
+    /// When `timer` goes off.
+    private var timerDue = NIODeadline.distantFuture
 
     init(origin: UpstreamOrigin, pool: UpstreamPool) {
         self.origin = origin
@@ -39,6 +47,31 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        timer?.cancel()
+        timer = nil
+    }
+
+    // MARK: timing the exchange
+
+    /// Tells the exchange (`UpstreamExchange.boundRanOut`) once `deadline` passes, unless `time(until:)` is called
+    /// again first or the exchange ends.
+    func time(until deadline: NIODeadline) {
+        due = deadline
+        guard timer == nil || timerDue > deadline else { return }
+        timer?.cancel()
+        timerDue = deadline
+        timer = pool.loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in self?.timerFired() }
+    }
+
+    private func timerFired() {
+        timer = nil
+        guard let exchange, due != .distantFuture else { return }
+        if NIODeadline.now() >= due {
+            due = .distantFuture
+            exchange.boundRanOut()
+        } else {
+            time(until: due)
+        }
     }
 
     // MARK: serving an exchange
@@ -61,6 +94,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func finish(_ exchange: UpstreamExchange, reusable: Bool) {
         guard self.exchange === exchange else { return }
         self.exchange = nil
+        due = .distantFuture
         resumeReads()
         if reusable, isOpen {
             served += 1
@@ -87,6 +121,8 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
     func close() {
         guard isOpen else { return }
         isOpen = false
+        timer?.cancel()
+        timer = nil
         context?.close(promise: nil)
     }
 

@@ -14,9 +14,9 @@ protocol UpstreamExchangeDelegate: AnyObject {
 /// One request to an upstream and its response, over a pooled connection of the pool's event loop.
 ///
 /// Bounds: the response head must arrive within `headTimeout` of the start (connecting and sending included),
-/// and the body may not be silent for longer than `readTimeout` between two parts. One timer serves both, set
-/// once per exchange and moved only when the read deadline falls before it: an answer that comes whole
-/// costs one timer, not one per bound. A reused connection that
+/// and the body may not be silent for longer than `readTimeout` between two parts. The connection's one timer
+/// keeps both (`UpstreamConnection.time(until:)`), so an answer on a reused connection sets no timer of its own;
+/// only a wait for a connection (connecting, or the origin at its bound) has one. A reused connection that
 /// fails before any byte of the response (the upstream closed it while idle) is retried once on a fresh one;
 /// never after a byte arrived. A connection is reused only after a response that ended cleanly with keep-alive.
 final class UpstreamExchange {
@@ -34,9 +34,10 @@ final class UpstreamExchange {
     private var delegate: (any UpstreamExchangeDelegate)?
     private var phase = Phase.ready
     private var connection: UpstreamConnection?
-    private var timer: Scheduled<Void>?
-    /// When `timer` goes off.
-    private var timerDue = NIODeadline.distantFuture
+    /// When the bound of the current phase runs out: the head's, then the body's next silence.
+    private var due = NIODeadline.distantFuture
+    /// Times the wait for a connection; the connection times the rest.
+    private var waitTimer: Scheduled<Void>?
     /// When the last part arrived, for the read timeout (one timer re-armed lazily, not one per part).
     private var lastRead = NIODeadline.now()
     private var retriedOnFresh = false
@@ -61,7 +62,7 @@ final class UpstreamExchange {
     func start() {
         guard phase == .ready else { return }
         phase = .acquiring
-        arm(at: .now() + headTimeout)
+        due = .now() + headTimeout
         acquire()
     }
 
@@ -85,13 +86,20 @@ final class UpstreamExchange {
                     pool.release(connection)
                     return
                 }
+                waitTimer?.cancel()
+                waitTimer = nil
                 self.connection = connection
                 phase = .awaitingHead
+                connection.time(until: due)
                 connection.serve(self, head: head, body: body)
             case .failure(let error):
                 guard phase == .acquiring else { return }
                 fail(error)
             }
+        }
+        // No idle connection was at hand: the wait counts against the head's bound.
+        if phase == .acquiring, waitTimer == nil {
+            waitTimer = pool.loop.assumeIsolated().scheduleTask(deadline: due) { [weak self] in self?.boundRanOut() }
         }
     }
 
@@ -106,10 +114,8 @@ final class UpstreamExchange {
             phase = .receivingBody
             keepAlive = responseHead.isKeepAlive
             lastRead = .now()
-            if timerDue > lastRead + readTimeout {
-                timer?.cancel()
-                arm(at: lastRead + readTimeout)
-            }
+            due = lastRead + readTimeout
+            connection.time(until: due)
             delegate?.upstreamHead(responseHead)
         case .body(let part):
             lastRead = .now()
@@ -117,8 +123,6 @@ final class UpstreamExchange {
         case .end:
             guard phase == .receivingBody else { return }
             phase = .done
-            timer?.cancel()
-            timer = nil
             self.connection = nil
             connection.finish(self, reusable: keepAlive)
             let delegate = self.delegate
@@ -150,8 +154,8 @@ final class UpstreamExchange {
     private func fail(_ error: UpstreamError) {
         guard phase != .done else { return }
         phase = .done
-        timer?.cancel()
-        timer = nil
+        waitTimer?.cancel()
+        waitTimer = nil
         if let connection {
             self.connection = nil
             connection.finish(self, reusable: false)
@@ -161,22 +165,17 @@ final class UpstreamExchange {
         delegate?.upstreamFailed(error)
     }
 
-    private func arm(at due: NIODeadline) {
-        timerDue = due
-        timer = pool.loop.assumeIsolated().scheduleTask(deadline: due) { [weak self] in self?.timerFired() }
-    }
-
-    /// Before the head: its deadline passed. After: the body's silence is checked, and the timer set again for
-    /// when it would be too long.
-    private func timerFired() {
-        timer = nil
+    /// The current bound passed (told by the connection, or by the wait's timer). Before the head: the head came
+    /// too late. After: the body's silence is checked, and the connection told when it would be too long.
+    func boundRanOut() {
+        waitTimer = nil
         switch phase {
         case .acquiring, .awaitingHead:
             fail(.headTimeout)
         case .receivingBody:
             if connection?.isHoldingReads == true { lastRead = .now() }
-            let due = lastRead + readTimeout
-            if NIODeadline.now() >= due { fail(.readTimeout) } else { arm(at: due) }
+            due = lastRead + readTimeout
+            if NIODeadline.now() >= due { fail(.readTimeout) } else { connection?.time(until: due) }
         case .ready, .done:
             break
         }
