@@ -72,6 +72,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests passed on whose answers have not ended: while any are, requests pass on too.
     private var passedOn = 0
+    /// Whether parts went on to Hummingbird's handlers since the last read burst ended.
+    private var passedInBurst = false
     /// Parts that arrived while an answer was being made (a pipelining client), replayed after it.
     private var queued: [HTTPServerRequestPart] = []
     /// A read asked for while an answer was being made, issued once it is out.
@@ -81,6 +83,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var lifecycle: ConnectionLifecycle
     /// Due at `lifecycle.deadline` or earlier; nil while nothing needs timing.
     private var timer: Scheduled<Void>?
+    /// The loop's, taken on the loop at the first answer.
+    private lazy var turnFlush = TurnFlush.onThisThread
 
     init(route: ChatCompletionsRoute, serverName: String, readTimeout: Duration, idleTimeout: Duration, logger: Logger) {
         self.route = route
@@ -132,8 +136,8 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if body.readableBytes + chunk.readableBytes > maxBody {
                 // The full path refuses it with its own answer.
                 passOn(context, .head(head))
-                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
-                context.fireChannelRead(wrapInboundOut(.body(chunk)))
+                if body.readableBytes > 0 { pass(context, .body(body)) }
+                pass(context, .body(chunk))
             } else {
                 if body.readableBytes == 0 { body = chunk } else { body.writeBuffer(&chunk) }
                 state = .holding(head, body, endpoint)
@@ -152,17 +156,17 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 answer(admission, context: context)
             case .passOn:
                 passOn(context, .head(head))
-                if body.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.body(body))) }
-                context.fireChannelRead(wrapInboundOut(.end(trailers)))
+                if body.readableBytes > 0 { pass(context, .body(body)) }
+                pass(context, .end(trailers))
                 // The whole request has passed on: the next one is read afresh (left `.passing`, the request after
                 // it would go through Hummingbird's slower path too).
                 state = .idle
             }
         case (.passing, .end):
             state = .idle
-            context.fireChannelRead(wrapInboundOut(part))
+            pass(context, part)
         default:
-            context.fireChannelRead(wrapInboundOut(part))
+            pass(context, part)
         }
     }
 
@@ -180,7 +184,21 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func passOn(_ context: ChannelHandlerContext, _ head: HTTPServerRequestPart) {
         passedOn += 1
         state = .passing
-        context.fireChannelRead(wrapInboundOut(head))
+        pass(context, head)
+    }
+
+    /// Hands `part` on to Hummingbird's handlers behind this one.
+    private func pass(_ context: ChannelHandlerContext, _ part: HTTPServerRequestPart) {
+        passedInBurst = true
+        context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    /// Hummingbird's handlers hear that a read burst ended only when parts went on to them in it: for a burst
+    /// that held a proxied request, that would be a walk through them for nothing.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard passedInBurst else { return }
+        passedInBurst = false
+        context.fireChannelReadComplete()
     }
 
     /// Answers an admitted request: at once when refused or a hit, on this loop when its first attempt can go
@@ -235,7 +253,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if isAnswering { queued.append(part) } else { take(part, context: context) }
         }
         // Hummingbird's async channel hands reads on at the end of a read burst; replayed parts are one.
-        if !waiting.isEmpty { context.fireChannelReadComplete() }
+        channelReadComplete(context: context)
         if readHeld, !isAnswering || queued.count < Self.maxQueuedParts {
             readHeld = false
             context.read()
@@ -250,7 +268,7 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if answer.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(answer.body))), promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
-        TurnFlush.flush(context)
+        turnFlush.flush(context)
         answerEnded(context)
     }
 

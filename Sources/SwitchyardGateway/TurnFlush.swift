@@ -27,15 +27,20 @@ final class TurnFlush: @unchecked Sendable {
 
     private init() {}
 
-    /// Flushes `context` now or at the end of the loop's current turn; call on `context`'s event loop.
-    static func flush(_ context: ChannelHandlerContext) {
+    /// The calling thread's; a handler that flushes on every request keeps its loop's, so that each flush is not
+    /// a thread-local lookup.
+    static var onThisThread: TurnFlush { perThread.currentValue ?? made() }
+
+    /// Flushes `context` now or at the end of the loop's current turn; call on `context`'s event loop, with that
+    /// loop's thread's `TurnFlush`.
+    func flush(_ context: ChannelHandlerContext) {
         context.eventLoop.assertInEventLoop()
-        let batch = perThread.currentValue ?? made()
+        assert(self === Self.perThread.currentValue, "another thread's TurnFlush")
         // Tasks run after the turn's I/O events are handled.
-        if batch.flushes == 0 { context.eventLoop.execute(batch.endTurn!) }
-        batch.flushes += 1
-        if batch.deferring {
-            batch.pending.append(context)
+        if flushes == 0 { context.eventLoop.execute(endTurn!) }
+        flushes += 1
+        if deferring {
+            pending.append(context)
         } else {
             context.flush()
         }

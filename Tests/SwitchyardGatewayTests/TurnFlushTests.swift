@@ -18,7 +18,7 @@ struct TurnFlushTests {
         /// Writes `text` unflushed and hands the flush to `TurnFlush`.
         func send(_ text: String) {
             context.write(NIOAny(ByteBuffer(string: text)), promise: nil)
-            TurnFlush.flush(context)
+            TurnFlush.onThisThread.flush(context)
         }
     }
 

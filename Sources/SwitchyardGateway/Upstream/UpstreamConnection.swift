@@ -87,7 +87,7 @@ final class UpstreamConnection: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
         context.write(wrapOutboundOut(.end(nil)), promise: nil)
-        TurnFlush.flush(context)
+        pool.turnFlush.flush(context)
     }
 
     /// The exchange ended: back to the pool when the response allowed keep-alive, closed otherwise.

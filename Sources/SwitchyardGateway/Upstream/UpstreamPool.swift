@@ -19,6 +19,8 @@ final class UpstreamPool: @unchecked Sendable {
     typealias Handout = (Result<UpstreamConnection, UpstreamError>) -> Void
 
     let loop: any EventLoop
+    /// The loop's, for its connections' requests; taken on the loop when first used.
+    private(set) lazy var turnFlush = TurnFlush.onThisThread
     let limits: Limits
     private let tls: NIOSSLContext?
     private var idle: [UpstreamOrigin: [UpstreamConnection]] = [:]
