@@ -57,7 +57,7 @@ extension ChatCompletionsRoute {
                     status: .tooManyRequests, message: "this client is over its limit of \(perMinute) requests a minute; retry in \(seconds)s",
                     type: "rate_limit_error", code: "client_rate_limited", retryAfter: seconds))
         }
-        if let type = fields.contentType, !type.lowercased().hasPrefix("application/json") {
+        if let type = fields.contentType, !type.hasPrefixIgnoringASCIICase("application/json") {
             return .failure(
                 GatewayError(
                     status: .unsupportedMediaType, message: "send the request as application/json (got \(type))", type: "invalid_request_error",

@@ -147,7 +147,7 @@ extension ChatCompletionsRoute {
             route: chat.route.name, model: model.map { table.models[$0].name } ?? "-", key: key.map { table.keys[$0].label } ?? "-",
             attempts: attempts, cache: cache, status: status, stream: chat.summary.stream, micros: micros, continuations: continuations,
             error: error)
-        if let handler = logger.handler as? LineLogHandler, handler.log(level: .info, source: Self.logSource, line.append) { return }
+        if let handler = logger.handler as? LineLogHandler, handler.log(level: .info, source: Self.logSource, { line.append(to: &$0) }) { return }
         logger.info("\(line.text)")
     }
 

@@ -178,7 +178,7 @@ public struct ClientAuth: Sendable {
 
     func check(_ authorization: String?) -> GatewayError? {
         guard !tokens.isEmpty else { return nil }
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+        guard let authorization, authorization.hasPrefixIgnoringASCIICase("bearer ") else {
             return GatewayError(status: .unauthorized, message: "send a client token as Authorization: Bearer TOKEN", type: "invalid_request_error", code: "invalid_api_key")
         }
         let token = String(authorization.dropFirst(7)).trimmingCharacters(in: .whitespaces)

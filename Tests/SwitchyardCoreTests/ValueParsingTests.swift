@@ -36,6 +36,17 @@ struct ValueParsingTests {
         #expect(Duration.seconds(3600).configText == "1h")
     }
 
+    @Test func prefixesMatchInAnyASCIICase() {
+        #expect("Application/JSON; charset=utf-8".hasPrefixIgnoringASCIICase("application/json"))
+        #expect("bearer sk".hasPrefixIgnoringASCIICase("bearer "))
+        #expect("X-RateLimit-Remaining".hasPrefixIgnoringASCIICase("x-ratelimit-"))
+        #expect("x-ratelimit-".hasPrefixIgnoringASCIICase("x-ratelimit-"))
+        #expect(!"x-ratelimit".hasPrefixIgnoringASCIICase("x-ratelimit-"))
+        #expect(!"text/plain".hasPrefixIgnoringASCIICase("application/json"))
+        #expect(!"Bearer".hasPrefixIgnoringASCIICase("bearer "))
+        #expect("".hasPrefixIgnoringASCIICase(""))
+    }
+
     @Test func utcMidnight() {
         // 2027-01-15T10:00:00Z → 2027-01-16T00:00:00Z
         let t = Timestamp(secondsSinceEpoch: 1_800_007_200)

@@ -182,8 +182,13 @@ public struct APIKey: Sendable, CustomStringConvertible {
 /// A secret string whose printed forms are always masked.
 public struct Secret: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     public let value: String
+    /// `Bearer VALUE`, an `Authorization` header's value: made once, not on every request sent with it.
+    public let bearer: String
 
-    public init(_ value: String) { self.value = value }
+    public init(_ value: String) {
+        self.value = value
+        bearer = "Bearer " + value
+    }
 
     /// `sk-or-…a1b2`: enough to tell keys apart, never enough to use one.
     public var masked: String {

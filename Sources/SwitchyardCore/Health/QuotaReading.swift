@@ -25,7 +25,7 @@ public struct QuotaReading: Sendable, Equatable {
         var reading = QuotaReading()
         var seen = false
         for (name, value) in headers {
-            guard name.utf8.count >= 17, hasRateLimitPrefix(name) else { continue }
+            guard name.utf8.count >= 17, name.hasPrefixIgnoringASCIICase("x-ratelimit-") else { continue }
             switch name.lowercased() {
             case "x-ratelimit-remaining-requests", "x-ratelimit-remaining":
                 reading.remainingRequests = count(value)
@@ -60,16 +60,5 @@ public struct QuotaReading: Sendable, Equatable {
 
     static func count(_ text: String) -> Int? {
         Int(text.trimmingCharacters(in: .whitespaces)).map { max(0, $0) }
-    }
-
-    /// `x-ratelimit-`, any case, without allocating for the many headers that are not.
-    static func hasRateLimitPrefix(_ name: String) -> Bool {
-        var expected = "x-ratelimit-".utf8.makeIterator()
-        for byte in name.utf8 {
-            guard let want = expected.next() else { return true }
-            let lower = byte >= 65 && byte <= 90 ? byte + 32 : byte
-            if lower != want { return false }
-        }
-        return expected.next() == nil
     }
 }

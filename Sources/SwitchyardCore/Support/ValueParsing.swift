@@ -79,6 +79,21 @@ public enum ValueParsing {
     }
 }
 
+extension String {
+    /// Whether the string starts with `lowercasePrefix` in any ASCII case, without the copy `lowercased()` makes:
+    /// for header values and names read on every request.
+    public func hasPrefixIgnoringASCIICase(_ lowercasePrefix: StaticString) -> Bool {
+        let prefix = UnsafeBufferPointer(start: lowercasePrefix.utf8Start, count: lowercasePrefix.utf8CodeUnitCount)
+        var bytes = utf8.makeIterator()
+        for want in prefix {
+            guard let byte = bytes.next() else { return false }
+            let lower = byte >= 65 && byte <= 90 ? byte + 32 : byte
+            if lower != want { return false }
+        }
+        return true
+    }
+}
+
 extension Substring {
     func trimmingSpaces() -> Substring {
         var s = self

@@ -11,6 +11,14 @@ enum UpstreamBody {
     ) -> ByteBuffer {
         let view = original.readableBytesView
         let base = view.startIndex
+        if prefill == nil, defaults.isEmpty {
+            // The usual case: only the model is replaced.
+            var out = ByteBufferAllocator().buffer(capacity: view.count - summary.modelRange.count + upstreamModel.count)
+            out.writeBytes(view[base..<(base + summary.modelRange.lowerBound)])
+            out.writeBytes(upstreamModel)
+            out.writeBytes(view[(base + summary.modelRange.upperBound)...])
+            return out
+        }
         var edits: [(at: Int, replacing: Int, with: [UInt8])] = [
             (summary.modelRange.lowerBound, summary.modelRange.count, upstreamModel)
         ]

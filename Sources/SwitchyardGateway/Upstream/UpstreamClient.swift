@@ -60,7 +60,7 @@ public final class UpstreamClient: Sendable {
         var list: [(String, String)] = []
         list.reserveCapacity(6 + provider.headers.count)
         list.append(("host", target.origin.hostHeader))
-        list.append(("authorization", "Bearer " + key.secret.value))
+        list.append(("authorization", key.secret.bearer))
         list.append(("content-type", "application/json"))
         list.append(("accept", stream ? "text/event-stream" : "application/json"))
         list.append(("content-length", String(bodyLength)))
@@ -87,7 +87,7 @@ public final class UpstreamClient: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: target.origin.hostHeader)
         headers.add(name: "accept", value: "application/json")
-        if let key { headers.add(name: "authorization", value: "Bearer " + key.secret.value) }
+        if let key { headers.add(name: "authorization", value: key.secret.bearer) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target.path, headers: headers)
         let response = try await execute(target.origin, head: head, body: ByteBuffer(), timeout: timeout, on: nil)
         let body = try await response.body.collect(upTo: 8 << 20)

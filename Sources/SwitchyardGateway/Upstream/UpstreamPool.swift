@@ -127,7 +127,8 @@ final class UpstreamPool: @unchecked Sendable {
     /// The newest idle connection to `origin` that is still open. The list is changed where it is: copied out of
     /// the dictionary, it would be copied whole on every request.
     private func popIdle(_ origin: UpstreamOrigin) -> UpstreamConnection? {
-        while let connection = idle[origin]?.popLast() {
+        guard let list = idle.index(forKey: origin) else { return nil }
+        while let connection = idle.values[list].popLast() {
             if connection.isOpen { return connection }
         }
         return nil
