@@ -92,15 +92,17 @@ import Testing
     }
 
     /// An idle connection closes once it has waited unused for the idle timeout, counted from its last use.
+    /// The check after the second use leaves 600 ms for the sleep to run late on a loaded machine (a full suite
+    /// once stretched a 250 ms sleep past a 400 ms timeout).
     @Test func idleConnectionsCloseAfterTheIdleTimeoutFromTheirLastUse() async throws {
-        try await withFakeUpstream(idleTimeout: .milliseconds(400)) { client, target, loop in
+        try await withFakeUpstream(idleTimeout: .seconds(1)) { client, target, loop in
             let pool = client.pool(for: loop)
             func openCount() async throws -> Int { try await loop.submit { pool.openCount(target.origin) }.get() }
             _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
-            try await Task.sleep(for: .milliseconds(250))
+            try await Task.sleep(for: .milliseconds(700))
             _ = try await send(client, target, on: loop).body.collect(upTo: 1 << 20)
-            try await Task.sleep(for: .milliseconds(250))
-            // 500 ms after its first use, 250 ms after its last: still open.
+            try await Task.sleep(for: .milliseconds(400))
+            // 1.1 s after its first use, 400 ms after its last: still open.
             #expect(try await openCount() == 1)
             let started = Date()
             while try await openCount() > 0, Date().timeIntervalSince(started) < 3 { try await Task.sleep(for: .milliseconds(20)) }
