@@ -82,7 +82,8 @@ struct PlannerBenchmark {
     }
 }
 
-/// Reading a typical chat request: validation, `model` location and token estimate in one pass.
+/// Reading a typical chat request: validation, `model` location and token estimate in one pass; and its cache key
+/// (canonical form and SHA-256), which every request makes while the cache is on.
 struct ScanBenchmark {
     func run(runs: Int) -> [MicroResult] {
         let small = Array(
@@ -96,9 +97,13 @@ struct ScanBenchmark {
         let largeResult = measure(runs: runs, iterations: 5_000) {
             blackHole((try? ChatRequestScan.scan(large))?.estimatedPromptTokens ?? 0)
         }
+        let keyResult = measure(runs: runs, iterations: 100_000) {
+            blackHole(small.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
+        }
         return [
             MicroResult(name: "scan \(small.count) B request", nanosecondsPerOp: smallResult),
             MicroResult(name: "scan \(large.count / 1024) KB request", nanosecondsPerOp: largeResult),
+            MicroResult(name: "cache key of the \(small.count) B request", nanosecondsPerOp: keyResult),
         ]
     }
 }

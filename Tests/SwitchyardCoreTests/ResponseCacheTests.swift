@@ -41,6 +41,22 @@ struct CanonicalRequestTests {
         #expect(overridden != defaulted)
     }
 
+    /// The exact bytes hashed: keys sorted at every depth, strings re-escaped only where they held escapes,
+    /// ignored fields out, defaults in. Pinned, so that a faster canonicaliser keeps every key it made before.
+    @Test func theCanonicalFormIsPinned() {
+        func canonical(_ body: String, defaults: [String: String] = [:]) -> String? {
+            Array(body.utf8).withUnsafeBytes { CanonicalRequest.canonical(body: $0, defaults: defaults) }.map { String(decoding: $0, as: UTF8.self) }
+        }
+        let body = #"{"model":"auto","messages":[{"role":"user","content":"é hi","name":"a\"b"}],"temperature":0.2,"stream":true,"#
+            + #""metadata":{"z":1,"a":[true,null,{"y":"\u0041","x":2}]},"a\u0062":[]}"#
+        #expect(
+            canonical(body, defaults: ["temperature": "0.5", "top_p": " 1 "])
+                == #"{"ab":[],"messages":[{"content":"é hi","name":"a\"b","role":"user"}],"metadata":{"a":[true,null,{"x":2,"y":"A"}],"z":1},"#
+                + #""model":"auto","temperature":0.2,"top_p":1}"#)
+        #expect(canonical(#"{ }"#) == "{}")
+        #expect(canonical(#"{"b":{},"a":[{}]}"#) == #"{"a":[{}],"b":{}}"#)
+    }
+
     @Test func nonObjectsHaveNoKey() {
         #expect(key("[]") == nil)
         #expect(key("{broken") == nil)

@@ -43,40 +43,21 @@ public enum CanonicalRequest {
         var reader = JSONReader(bytes: body)
         reader.skipSpace()
         guard reader.peek() == UInt8(ascii: "{") else { return nil }
-        var members: [(String, [UInt8])] = []
-        let ok = reader.object(depth: 0) { r, key in
-            if ignored.contains(key) { return r.skipValue(depth: 1) }
-            var out: [UInt8] = []
-            guard r.canonicalValue(depth: 1, into: &out) else { return false }
-            members.append((key, out))
-            return true
-        }
-        guard ok else { return nil }
-        for (name, json) in defaults where !ignored.contains(name) && !members.contains(where: { $0.0 == name }) {
-            let bytes = Array(json.utf8)
-            let value: [UInt8]? = bytes.withUnsafeBytes { raw in
-                var r = JSONReader(bytes: raw)
-                var out: [UInt8] = []
-                r.skipSpace()
-                return r.canonicalValue(depth: 1, into: &out) ? out : nil
-            }
-            if let value { members.append((name, value)) }
-        }
         var out: [UInt8] = []
-        writeObject(members, into: &out)
+        out.reserveCapacity(body.count + 32)
+        guard reader.canonicalObject(depth: 0, into: &out, ignoring: ignored, defaults: defaults) else { return nil }
         return out
     }
 
-    /// `{"a":…,"b":…}` with members sorted by name.
-    static func writeObject(_ members: [(String, [UInt8])], into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        for (i, (name, value)) in members.sorted(by: { $0.0 < $1.0 }).enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
+    /// `"name"`, escaped as `JSONText.quoted` escapes it; a plain name (nearly all) without making a `String`.
+    static func writeName(_ name: String, into out: inout [UInt8]) {
+        if name.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
             out.append(contentsOf: JSONText.quoted(name).utf8)
-            out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: value)
+        } else {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: name.utf8)
+            out.append(UInt8(ascii: "\""))
         }
-        out.append(UInt8(ascii: "}"))
     }
 }
 
@@ -98,16 +79,7 @@ extension JSONReader {
             out.append(contentsOf: JSONText.quoted(text).utf8)
             return true
         case UInt8(ascii: "{"):
-            var members: [(String, [UInt8])] = []
-            let ok = object(depth: depth) { r, key in
-                var value: [UInt8] = []
-                guard r.canonicalValue(depth: depth + 1, into: &value) else { return false }
-                members.append((key, value))
-                return true
-            }
-            guard ok else { return false }
-            CanonicalRequest.writeObject(members, into: &out)
-            return true
+            return canonicalObject(depth: depth, into: &out, ignoring: [], defaults: [:])
         case UInt8(ascii: "["):
             out.append(UInt8(ascii: "["))
             var first = true
@@ -124,5 +96,40 @@ extension JSONReader {
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
             return true
         }
+    }
+
+    /// Writes the object at the cursor with its members sorted by name, leaving out `ignoring` and adding
+    /// `defaults` (name: JSON) the object lacks. Each member's canonical value goes into one scratch buffer,
+    /// not a buffer of its own, and only the names and ranges are sorted.
+    mutating func canonicalObject(depth: Int, into out: inout [UInt8], ignoring: Set<String>, defaults: [String: String]) -> Bool {
+        var values: [UInt8] = []
+        var members: [(name: String, range: Range<Int>)] = []
+        let ok = object(depth: depth) { r, key in
+            if ignoring.contains(key) { return r.skipValue(depth: depth + 1) }
+            let start = values.count
+            guard r.canonicalValue(depth: depth + 1, into: &values) else { return false }
+            members.append((key, start..<values.count))
+            return true
+        }
+        guard ok else { return false }
+        for (name, json) in defaults where !ignoring.contains(name) && !members.contains(where: { $0.name == name }) {
+            let start = values.count
+            let valid = Array(json.utf8).withUnsafeBytes { raw in
+                var r = JSONReader(bytes: raw)
+                r.skipSpace()
+                return r.canonicalValue(depth: depth + 1, into: &values)
+            }
+            if valid { members.append((name, start..<values.count)) } else { values.removeSubrange(start...) }
+        }
+        members.sort { $0.name < $1.name }
+        out.append(UInt8(ascii: "{"))
+        for (i, member) in members.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            CanonicalRequest.writeName(member.name, into: &out)
+            out.append(UInt8(ascii: ":"))
+            out.append(contentsOf: values[member.range])
+        }
+        out.append(UInt8(ascii: "}"))
+        return true
     }
 }
