@@ -1,5 +1,6 @@
 import HTTPTypes
 import NIOHTTP1
+import SwitchyardCore
 
 /// The request headers admission reads, taken once from whichever head the request came with: Hummingbird's
 /// `HTTPFields`, or NIOHTTP1's `HTTPHeaders` on the channel handler's path (which never builds `HTTPFields`).
@@ -46,12 +47,12 @@ struct AdmissionHeaders: Sendable {
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             switch name.utf8.count {
-            case 9 where Self.same(name, "x-api-key"): Self.join(&apiKey, value)
-            case 10 where Self.same(name, "connection"): Self.join(&connection, value)
-            case 12 where Self.same(name, "content-type"): Self.join(&contentType, value)
-            case 13 where Self.same(name, "authorization"): Self.join(&authorization, value)
-            case 13 where Self.same(name, "cache-control"): Self.join(&cacheControl, value)
-            case 21 where Self.same(name, "x-switchyard-affinity"): Self.join(&affinity, value)
+            case 9 where name.equalsIgnoringASCIICase("x-api-key"): Self.join(&apiKey, value)
+            case 10 where name.equalsIgnoringASCIICase("connection"): Self.join(&connection, value)
+            case 12 where name.equalsIgnoringASCIICase("content-type"): Self.join(&contentType, value)
+            case 13 where name.equalsIgnoringASCIICase("authorization"): Self.join(&authorization, value)
+            case 13 where name.equalsIgnoringASCIICase("cache-control"): Self.join(&cacheControl, value)
+            case 21 where name.equalsIgnoringASCIICase("x-switchyard-affinity"): Self.join(&affinity, value)
             default: break
             }
         }
@@ -59,20 +60,5 @@ struct AdmissionHeaders: Sendable {
 
     private static func join(_ slot: inout String?, _ value: String) {
         slot = slot.map { $0 + ", " + value } ?? value
-    }
-
-    /// `name` equals `lowercase` (already lower case, ASCII) without regard to ASCII case.
-    static func same(_ name: String, _ lowercase: StaticString) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
-            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
-            let expected = lowercase.utf8Start
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
-                if lower != expected[index] { return false }
-            }
-            return true
-        }
     }
 }

@@ -45,6 +45,9 @@ struct ValueParsingTests {
         #expect(!"text/plain".hasPrefixIgnoringASCIICase("application/json"))
         #expect(!"Bearer".hasPrefixIgnoringASCIICase("bearer "))
         #expect("".hasPrefixIgnoringASCIICase(""))
+        #expect("Content-Type".equalsIgnoringASCIICase("content-type"))
+        #expect(!"Content-Types".equalsIgnoringASCIICase("content-type"))
+        #expect(!"Content-Typ".equalsIgnoringASCIICase("content-type"))
     }
 
     @Test func utcMidnight() {

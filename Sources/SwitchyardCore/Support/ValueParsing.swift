@@ -83,14 +83,28 @@ extension String {
     /// Whether the string starts with `lowercasePrefix` in any ASCII case, without the copy `lowercased()` makes:
     /// for header values and names read on every request.
     public func hasPrefixIgnoringASCIICase(_ lowercasePrefix: StaticString) -> Bool {
-        let prefix = UnsafeBufferPointer(start: lowercasePrefix.utf8Start, count: lowercasePrefix.utf8CodeUnitCount)
-        var bytes = utf8.makeIterator()
-        for want in prefix {
-            guard let byte = bytes.next() else { return false }
-            let lower = byte >= 65 && byte <= 90 ? byte + 32 : byte
-            if lower != want { return false }
+        matchesIgnoringASCIICase(lowercasePrefix, whole: false)
+    }
+
+    /// Whether the string is `lowercase` in any ASCII case, without a lowercased copy: for header names.
+    public func equalsIgnoringASCIICase(_ lowercase: StaticString) -> Bool {
+        matchesIgnoringASCIICase(lowercase, whole: true)
+    }
+
+    /// Compares the string's first bytes (all of them when `whole`) with `lowercase`, folding ASCII upper case.
+    private func matchesIgnoringASCIICase(_ lowercase: StaticString, whole: Bool) -> Bool {
+        var text = self
+        return text.withUTF8 { bytes in
+            let count = lowercase.utf8CodeUnitCount
+            guard whole ? bytes.count == count : bytes.count >= count else { return false }
+            let expected = lowercase.utf8Start
+            for index in 0..<count {
+                let byte = bytes[index]
+                let lower = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
+                if lower != expected[index] { return false }
+            }
+            return true
         }
-        return true
     }
 }
 
