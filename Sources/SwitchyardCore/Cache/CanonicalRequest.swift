@@ -48,17 +48,6 @@ public enum CanonicalRequest {
         guard reader.canonicalObject(depth: 0, into: &out, ignoring: ignored, defaults: defaults) else { return nil }
         return out
     }
-
-    /// `"name"`, escaped as `JSONText.quoted` escapes it; a plain name (nearly all) without making a `String`.
-    static func writeName(_ name: String, into out: inout [UInt8]) {
-        if name.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            out.append(contentsOf: JSONText.quoted(name).utf8)
-        } else {
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: name.utf8)
-            out.append(UInt8(ascii: "\""))
-        }
-    }
 }
 
 extension JSONReader {
@@ -76,7 +65,7 @@ extension JSONReader {
             }
             i = start
             guard let text = string() else { return false }
-            out.append(contentsOf: JSONText.quoted(text).utf8)
+            JSONText.appendQuoted(text, to: &out)
             return true
         case UInt8(ascii: "{"):
             return canonicalObject(depth: depth, into: &out, ignoring: [], defaults: [:])
@@ -125,7 +114,7 @@ extension JSONReader {
         out.append(UInt8(ascii: "{"))
         for (i, member) in members.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
-            CanonicalRequest.writeName(member.name, into: &out)
+            JSONText.appendQuoted(member.name, to: &out)
             out.append(UInt8(ascii: ":"))
             out.append(contentsOf: values[member.range])
         }

@@ -227,7 +227,7 @@ extension String {
 public enum JSONText {
     /// A JSON string literal with the required escapes.
     public static func quoted(_ s: String) -> String {
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if !needsEscapes(s) {
             return "\"" + s + "\""
         }
         var out = "\""
@@ -247,5 +247,18 @@ public enum JSONText {
         }
         out += "\""
         return out
+    }
+
+    /// Appends `quoted(s)`'s bytes; text needing no escape (nearly all) without making a `String`.
+    public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        guard !needsEscapes(s) else { return out.append(contentsOf: quoted(s).utf8) }
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: s.utf8)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether `s` holds a quote, a backslash or a control character, which a JSON string must escape.
+    static func needsEscapes(_ s: String) -> Bool {
+        s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") })
     }
 }
