@@ -34,8 +34,8 @@ final class UpstreamExchange {
     private var delegate: (any UpstreamExchangeDelegate)?
     private var phase = Phase.ready
     private var connection: UpstreamConnection?
-    /// When the bound of the current phase runs out: the head's, then the body's next silence.
-    private var due = NIODeadline.distantFuture
+    /// When the head must have come by: set at the start, counting the wait for a connection.
+    private var headDue = NIODeadline.distantFuture
     /// Times the wait for a connection; the connection times the rest.
     private var waitTimer: Scheduled<Void>?
     /// When the last part arrived, for the read timeout (one timer re-armed lazily, not one per part).
@@ -62,7 +62,7 @@ final class UpstreamExchange {
     func start() {
         guard phase == .ready else { return }
         phase = .acquiring
-        due = .now() + headTimeout
+        headDue = .now() + headTimeout
         acquire()
     }
 
@@ -90,7 +90,7 @@ final class UpstreamExchange {
                 waitTimer = nil
                 self.connection = connection
                 phase = .awaitingHead
-                connection.time(until: due)
+                connection.time(until: headDue)
                 connection.serve(self, head: head, body: body)
             case .failure(let error):
                 guard phase == .acquiring else { return }
@@ -99,7 +99,7 @@ final class UpstreamExchange {
         }
         // No idle connection was at hand: the wait counts against the head's bound.
         if phase == .acquiring, waitTimer == nil {
-            waitTimer = pool.loop.assumeIsolated().scheduleTask(deadline: due) { [weak self] in self?.boundRanOut() }
+            waitTimer = pool.loop.assumeIsolated().scheduleTask(deadline: headDue) { [weak self] in self?.boundRanOut() }
         }
     }
 
@@ -114,8 +114,7 @@ final class UpstreamExchange {
             phase = .receivingBody
             keepAlive = responseHead.isKeepAlive
             lastRead = .now()
-            due = lastRead + readTimeout
-            connection.time(until: due)
+            connection.time(until: lastRead + readTimeout)
             delegate?.upstreamHead(responseHead)
         case .body(let part):
             lastRead = .now()
@@ -174,7 +173,7 @@ final class UpstreamExchange {
             fail(.headTimeout)
         case .receivingBody:
             if connection?.isHoldingReads == true { lastRead = .now() }
-            due = lastRead + readTimeout
+            let due = lastRead + readTimeout
             if NIODeadline.now() >= due { fail(.readTimeout) } else { connection?.time(until: due) }
         case .ready, .done:
             break
