@@ -100,10 +100,14 @@ struct ScanBenchmark {
         let keyResult = measure(runs: runs, iterations: 100_000) {
             blackHole(small.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
         }
+        let largeKeyResult = measure(runs: runs, iterations: 5_000) {
+            blackHole(large.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
+        }
         return [
             MicroResult(name: "scan \(small.count) B request", nanosecondsPerOp: smallResult),
             MicroResult(name: "scan \(large.count / 1024) KB request", nanosecondsPerOp: largeResult),
             MicroResult(name: "cache key of the \(small.count) B request", nanosecondsPerOp: keyResult),
+            MicroResult(name: "cache key of the \(large.count / 1024) KB request", nanosecondsPerOp: largeKeyResult),
         ]
     }
 }

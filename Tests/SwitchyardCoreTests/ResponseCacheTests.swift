@@ -55,6 +55,12 @@ struct CanonicalRequestTests {
                 + #""model":"auto","temperature":0.2,"top_p":1}"#)
         #expect(canonical(#"{ }"#) == "{}")
         #expect(canonical(#"{"b":{},"a":[{}]}"#) == #"{"a":[{}],"b":{}}"#)
+        // Names in Unicode order, a repeated name kept in place, names whose decoded text needs escapes,
+        // an escaped name deep in an array, and a default that is not JSON left out.
+        #expect(canonical(#"{"zé":1,"é":2,"z":3,"Z":4,"_":5}"#) == #"{"Z":4,"_":5,"z":3,"zé":1,"é":2}"#)
+        #expect(canonical(#"{"b":2,"a":1,"a":3}"#) == #"{"a":1,"a":3,"b":2}"#)
+        #expect(canonical(#"{"q\"":1,"n\n":2,"\u00e9":3,"e":4}"#) == #"{"e":4,"n\n":2,"q\"":1,"é":3}"#)
+        #expect(canonical(#"{"m":[{"y":1,"x":{"b\u0061":2,"a":3}}]}"#, defaults: ["seed": "nope", "n": "2"]) == #"{"m":[{"x":{"a":3,"ba":2},"y":1}],"n":2}"#)
     }
 
     @Test func nonObjectsHaveNoKey() {

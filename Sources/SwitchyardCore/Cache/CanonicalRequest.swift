@@ -1,4 +1,7 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The identity of a request for caching: a SHA-256 over its canonical form.
 ///
@@ -26,16 +29,14 @@ public struct CacheKey: Hashable, Sendable, CustomStringConvertible {
 public enum CanonicalRequest {
     /// Fields that never change the answer.
     public static let ignored: Set<String> = ["stream", "stream_options", "user"]
+    private static let ignoredNames = ignored.map { Array($0.utf8) }
 
     /// The key for `body` in `scope` (a client identity, or "shared"); nil when the body is not a JSON object.
     public static func key(body: UnsafeRawBufferPointer, scope: String, defaults: [String: String]) -> CacheKey? {
         guard var canonical = canonical(body: body, defaults: defaults) else { return nil }
         canonical.append(0)
         canonical.append(contentsOf: scope.utf8)
-        let digest = SHA256.hash(data: canonical)
-        var bytes = SIMD32<UInt8>()
-        for (i, b) in digest.enumerated() { bytes[i] = b }
-        return CacheKey(digest: bytes)
+        return CacheKey(digest: SHA256.hash(data: canonical).withUnsafeBytes { $0.loadUnaligned(as: SIMD32<UInt8>.self) })
     }
 
     /// The canonical bytes of a request object (exposed for tests).
@@ -43,16 +44,62 @@ public enum CanonicalRequest {
         var reader = JSONReader(bytes: body)
         reader.skipSpace()
         guard reader.peek() == UInt8(ascii: "{") else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(body.count + 32)
-        guard reader.canonicalObject(depth: 0, into: &out, ignoring: ignored, defaults: defaults) else { return nil }
-        return out
+        var values: [UInt8] = []
+        values.reserveCapacity(body.count + 32)
+        var scratch = CanonicalScratch(capacity: body.count + 32)
+        guard reader.canonicalObject(depth: 0, values: &values, scratch: &scratch, ignoring: ignoredNames, defaults: defaults) else { return nil }
+        return scratch.form
+    }
+}
+
+/// Room shared by every object of one request made canonical, so that an object allocates nothing of its own:
+/// its members go on `members` (and are cut back after), its sorted form is put together in `form`.
+struct CanonicalScratch {
+    /// A member of an object being made canonical: its name, and where its canonical value lies in the output.
+    struct Member {
+        var name: Name
+        var value: Range<Int>
+    }
+
+    enum Name {
+        /// ASCII without escapes, as it stands in the request: sorts by its bytes, is written as is.
+        case plain(UnsafeRawBufferPointer)
+        /// Any other name (escaped, non-ASCII, a route default), at this index of `texts`: sorts and is
+        /// written as a `String`.
+        case text(Int)
+    }
+
+    var members: [Member] = []
+    var texts: [String] = []
+    var form: [UInt8] = []
+
+    init(capacity: Int) {
+        members.reserveCapacity(16)
+        form.reserveCapacity(capacity)
+    }
+
+    func string(_ name: Name) -> String {
+        switch name {
+        case .plain(let raw): String(decoding: raw, as: UTF8.self)
+        case .text(let index): texts[index]
+        }
+    }
+
+    /// Byte order, which is `String` order for ASCII names.
+    static func plainOrder(_ a: Member, _ b: Member) -> Bool {
+        guard case .plain(let x) = a.name, case .plain(let y) = b.name else { return false }
+        let shared = min(x.count, y.count)
+        if shared > 0, let p = x.baseAddress, let q = y.baseAddress {
+            let order = memcmp(p, q, shared)
+            if order != 0 { return order < 0 }
+        }
+        return x.count < y.count
     }
 }
 
 extension JSONReader {
     /// Writes the canonical form of the value at the cursor: sorted keys, no whitespace, strings re-escaped.
-    mutating func canonicalValue(depth: Int, into out: inout [UInt8]) -> Bool {
+    mutating func canonicalValue(depth: Int, into out: inout [UInt8], scratch: inout CanonicalScratch) -> Bool {
         guard depth <= Self.maxDepth, let c = peek() else { return false }
         switch c {
         case UInt8(ascii: "\""):
@@ -68,14 +115,16 @@ extension JSONReader {
             JSONText.appendQuoted(text, to: &out)
             return true
         case UInt8(ascii: "{"):
-            return canonicalObject(depth: depth, into: &out, ignoring: [], defaults: [:])
+            guard canonicalObject(depth: depth, values: &out, scratch: &scratch, ignoring: [], defaults: [:]) else { return false }
+            out.append(contentsOf: scratch.form)
+            return true
         case UInt8(ascii: "["):
             out.append(UInt8(ascii: "["))
             var first = true
             let ok = array(depth: depth) { reader in
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                return reader.canonicalValue(depth: depth + 1, into: &out)
+                return reader.canonicalValue(depth: depth + 1, into: &out, scratch: &scratch)
             }
             out.append(UInt8(ascii: "]"))
             return ok
@@ -87,38 +136,74 @@ extension JSONReader {
         }
     }
 
-    /// Writes the object at the cursor with its members sorted by name, leaving out `ignoring` and adding
-    /// `defaults` (name: JSON) the object lacks. Each member's canonical value goes into one scratch buffer,
-    /// not a buffer of its own, and only the names and ranges are sorted.
-    mutating func canonicalObject(depth: Int, into out: inout [UInt8], ignoring: Set<String>, defaults: [String: String]) -> Bool {
-        var values: [UInt8] = []
-        var members: [(name: String, range: Range<Int>)] = []
-        let ok = object(depth: depth) { r, key in
-            if ignoring.contains(key) { return r.skipValue(depth: depth + 1) }
-            let start = values.count
-            guard r.canonicalValue(depth: depth + 1, into: &values) else { return false }
-            members.append((key, start..<values.count))
+    /// Puts the object at the cursor in `scratch.form` with its members sorted by name, leaving out `ignoring`
+    /// and adding `defaults` (name: JSON) the object lacks. The members' canonical values are appended to
+    /// `values` in the request's order while they are read, and cut from it again once the form holds them.
+    mutating func canonicalObject(
+        depth: Int, values out: inout [UInt8], scratch: inout CanonicalScratch, ignoring: [[UInt8]], defaults: [String: String]
+    ) -> Bool {
+        let base = out.count
+        let first = scratch.members.count
+        let firstText = scratch.texts.count
+        defer {
+            scratch.members.removeLast(scratch.members.count - first)
+            scratch.texts.removeLast(scratch.texts.count - firstText)
+        }
+        let ok = fields(depth: depth) { r, key in
+            if !ignoring.isEmpty, ignoring.contains(where: { key.matches($0) }) { return r.skipValue(depth: depth + 1) }
+            let name: CanonicalScratch.Name
+            if !key.escaped, !key.raw.contains(where: { $0 >= 0x80 }) {
+                name = .plain(key.raw)
+            } else {
+                name = .text(scratch.texts.count)
+                scratch.texts.append(key.string)
+            }
+            let start = out.count
+            guard r.canonicalValue(depth: depth + 1, into: &out, scratch: &scratch) else { return false }
+            scratch.members.append(.init(name: name, value: start..<out.count))
             return true
         }
         guard ok else { return false }
-        for (name, json) in defaults where !ignoring.contains(name) && !members.contains(where: { $0.name == name }) {
-            let start = values.count
+        for (name, json) in defaults where !ignoring.contains(where: { $0.elementsEqual(name.utf8) }) {
+            guard !scratch.members[first...].contains(where: { scratch.string($0.name) == name }) else { continue }
+            let start = out.count
             let valid = Array(json.utf8).withUnsafeBytes { raw in
                 var r = JSONReader(bytes: raw)
                 r.skipSpace()
-                return r.canonicalValue(depth: depth + 1, into: &values)
+                return r.canonicalValue(depth: depth + 1, into: &out, scratch: &scratch)
             }
-            if valid { members.append((name, start..<values.count)) } else { values.removeSubrange(start...) }
+            if valid {
+                scratch.members.append(.init(name: .text(scratch.texts.count), value: start..<out.count))
+                scratch.texts.append(name)
+            } else {
+                out.removeLast(out.count - start)
+            }
         }
-        members.sort { $0.name < $1.name }
-        out.append(UInt8(ascii: "{"))
-        for (i, member) in members.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            JSONText.appendQuoted(member.name, to: &out)
-            out.append(UInt8(ascii: ":"))
-            out.append(contentsOf: values[member.range])
+        scratch.form.removeAll(keepingCapacity: true)
+        scratch.form.append(UInt8(ascii: "{"))
+        if scratch.texts.count == firstText {
+            scratch.members[first...].sort(by: CanonicalScratch.plainOrder)
+            for n in first..<scratch.members.count {
+                if n > first { scratch.form.append(UInt8(ascii: ",")) }
+                guard case .plain(let raw) = scratch.members[n].name else { continue }
+                scratch.form.append(UInt8(ascii: "\""))
+                scratch.form.append(contentsOf: raw)
+                scratch.form.append(UInt8(ascii: "\""))
+                scratch.form.append(UInt8(ascii: ":"))
+                out.withUnsafeBytes { scratch.form.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[scratch.members[n].value])) }
+            }
+        } else {
+            var named = scratch.members[first...].map { (name: scratch.string($0.name), value: $0.value) }
+            named.sort { $0.name < $1.name }
+            for (n, member) in named.enumerated() {
+                if n > 0 { scratch.form.append(UInt8(ascii: ",")) }
+                JSONText.appendQuoted(member.name, to: &scratch.form)
+                scratch.form.append(UInt8(ascii: ":"))
+                out.withUnsafeBytes { scratch.form.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[member.value])) }
+            }
         }
-        out.append(UInt8(ascii: "}"))
+        scratch.form.append(UInt8(ascii: "}"))
+        out.removeLast(out.count - base)
         return true
     }
 }

@@ -295,6 +295,11 @@ struct JSONKey {
     }
 
     static func ~= (literal: StaticString, key: JSONKey) -> Bool { key == literal }
+
+    /// Whether the key's text is `name`'s bytes.
+    func matches(_ name: [UInt8]) -> Bool {
+        escaped ? string.utf8.elementsEqual(name) : raw.elementsEqual(name)
+    }
 }
 
 enum JSONUnescape {
