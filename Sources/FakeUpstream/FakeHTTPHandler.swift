@@ -47,7 +47,7 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: routing
 
     private func route(context: ChannelHandlerContext, head: HTTPRequestHead, body: ByteBuffer) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let path = head.uri.firstIndex(of: "?").map { String(head.uri[..<$0]) } ?? head.uri
         switch (head.method, path) {
         case (.POST, "/v1/chat/completions"), (.POST, "/api/v1/chat/completions"), (.POST, "/openai/v1/chat/completions"):
             chat(context: context, head: head, body: body)
@@ -76,8 +76,13 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func bearer(_ head: HTTPRequestHead) -> String {
-        guard let value = head.headers.first(name: "authorization"), value.lowercased().hasPrefix("bearer ") else { return "" }
-        return String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let value = head.headers.first(name: "authorization") else { return "" }
+        let bytes = value.utf8
+        guard bytes.count >= 7, zip(bytes.prefix(7), "bearer ".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return "" }
+        let isBlank = { (c: UInt8) in c == 0x20 || c == 0x09 }
+        let token = bytes.dropFirst(7).drop(while: isBlank)
+        guard let last = token.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return String(decoding: token[...last], as: UTF8.self)
     }
 
     private func models(context: ChannelHandlerContext, head: HTTPRequestHead) {
@@ -468,10 +473,13 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: plain responses
 
     fileprivate func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, status: HTTPResponseStatus, headers: [(String, String)] = [], body: String) {
-        var h = HTTPHeaders(headers)
-        h.replaceOrAdd(name: "content-type", value: "application/json")
-        h.replaceOrAdd(name: "content-length", value: "\(body.utf8.count)")
-        if !head.isKeepAlive { h.replaceOrAdd(name: "connection", value: "close") }
+        var h = HTTPHeaders()
+        h.reserveCapacity(headers.count + 3)
+        for (name, value) in headers { h.add(name: name, value: value) }
+        // The decision's headers never carry these, so they are added without a search.
+        h.add(name: "content-type", value: "application/json")
+        h.add(name: "content-length", value: String(body.utf8.count))
+        if !head.isKeepAlive { h.add(name: "connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: h))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
         let keepAlive = head.isKeepAlive

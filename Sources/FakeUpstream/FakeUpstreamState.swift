@@ -52,6 +52,15 @@ final class FakeUpstreamState: Sendable {
         var perAction: [String: Int] = [:]
         var total = 0
         var nextID = 0
+        /// Each key's label, worked out once per script (keys recur on every request).
+        var labels: [String: String] = [:]
+
+        mutating func label(_ key: String) -> String {
+            if let known = labels[key] { return known }
+            let made = FakeUpstreamState.label(key, script)
+            labels[key] = made
+            return made
+        }
     }
 
     /// The log keeps this many recent requests; the counters count them all.
@@ -71,6 +80,7 @@ final class FakeUpstreamState: Sendable {
         state.withLock {
             $0.script = updated
             $0.faultCounts = [:]
+            $0.labels = [:]
         }
     }
 
@@ -90,10 +100,10 @@ final class FakeUpstreamState: Sendable {
     func nextID() -> Int { state.withLock { s in s.nextID += 1; return s.nextID } }
 
     func label(for key: String) -> String {
-        state.withLock { Self.label(key, $0.script) }
+        state.withLock { $0.label(key) }
     }
 
-    private static func label(_ key: String, _ script: FakeScript) -> String {
+    fileprivate static func label(_ key: String, _ script: FakeScript) -> String {
         if let name = script.keyLabels[key] { return name }
         if key.isEmpty { return "(none)" }
         let chars = Array(key)
@@ -168,7 +178,7 @@ final class FakeUpstreamState: Sendable {
     func record(key: String, model: String, attempt: Int?, promptTokens: Int, stream: Bool, action: String) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         state.withLock { s in
-            let label = Self.label(key, s.script)
+            let label = s.label(key)
             if s.log.count >= Self.logCapacity { s.log.removeFirst(s.log.count / 2) }
             s.log.append(
                 FakeLogEntry(timeMs: now, model: model, key: label, attempt: attempt, promptTokens: promptTokens, stream: stream, action: action))
