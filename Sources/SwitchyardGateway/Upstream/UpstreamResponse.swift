@@ -30,7 +30,7 @@ struct UpstreamResponseBody: AsyncSequence, Sendable {
 
     /// The whole body; throws `UpstreamError.tooLarge` past `limit` bytes.
     func collect(upTo limit: Int) async throws -> ByteBuffer {
-        var iterator = makeAsyncIterator()
+        let iterator = makeAsyncIterator()
         guard var all = try await iterator.next() else { return ByteBuffer() }
         while var part = try await iterator.next() {
             guard all.readableBytes + part.readableBytes <= limit else { throw UpstreamError.tooLarge(limit) }
