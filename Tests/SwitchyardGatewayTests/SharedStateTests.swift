@@ -149,7 +149,9 @@ import Testing
                         sent += 1
                     }
                     #expect(r.upstreamRequests().filter { $0.key == "openrouter#1" }.count == 5)
-                    #expect(r.keyState("openrouter#1") == "healthy", "5 outcomes alone are under min_requests")
+                    // A's 5 outcomes alone are under min_requests. B may already count A's beside its own (they
+                    // reach it while it sends), so B's state is checked with every replica's below.
+                    if name == "a" { #expect(r.keyState("openrouter#1") == "healthy", "5 outcomes alone are under min_requests") }
                     await r.persister?.flush()
                 }
                 for r in [a, b, c] {
