@@ -83,7 +83,7 @@ struct PlannerBenchmark {
 }
 
 /// Reading a typical chat request: validation, `model` location and token estimate in one pass; and its cache key
-/// (canonical form and SHA-256), which every request makes while the cache is on.
+/// (canonical form and SHA-256), which every request makes while the cache is on; and reading an answer to keep it.
 struct ScanBenchmark {
     func run(runs: Int) -> [MicroResult] {
         let small = Array(
@@ -103,11 +103,18 @@ struct ScanBenchmark {
         let largeKeyResult = measure(runs: runs, iterations: 5_000) {
             blackHole(large.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
         }
+        let answer = Array(
+            #"{"id":"gen-1733390000-abcdefghijklmnopqrst","object":"chat.completion","created":1733390000,"model":"meta-llama/llama-3.1-8b-instruct:free","choices":[{"index":0,"message":{"role":"assistant","content":"Freight cars roll over the hump at dawn, sorted by gravity into their tracks."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":17,"total_tokens":59}}"#
+                .utf8)
+        let answerResult = measure(runs: runs, iterations: 200_000) {
+            blackHole(CachedAnswer.fromCompletion(body: answer, modelName: "fast-8k", keyLabel: "openrouter#1")?.cost ?? 0)
+        }
         return [
             MicroResult(name: "scan \(small.count) B request", nanosecondsPerOp: smallResult),
             MicroResult(name: "scan \(large.count / 1024) KB request", nanosecondsPerOp: largeResult),
             MicroResult(name: "cache key of the \(small.count) B request", nanosecondsPerOp: keyResult),
             MicroResult(name: "cache key of the \(large.count / 1024) KB request", nanosecondsPerOp: largeKeyResult),
+            MicroResult(name: "read a \(answer.count) B answer for the cache", nanosecondsPerOp: answerResult),
         ]
     }
 }

@@ -157,6 +157,23 @@ struct CachedAnswerTests {
         #expect(CachedAnswer.fromCompletion(body: body, modelName: "m", keyLabel: "k")?.completionJSON == body)
     }
 
+    /// A stored answer keeps its body and reads its parts from it when asked: escapes decoded, usage as written.
+    @Test func aStoredAnswersPartsAreReadFromItsBody() throws {
+        let body = Array(
+            #"{"id":"gen-\u0038","created":1700000001,"model":"vendor/m","choices":[{"message":{"content":"two\nlines, \"quoted\""},"#
+                .utf8) + Array(#""finish_reason":"stop"}],"usage": {"total_tokens":5} }"#.utf8)
+        let stored = try #require(CachedAnswer.fromCompletion(body: body, modelName: "m", keyLabel: "k"))
+        #expect(stored.id == "gen-8")
+        #expect(stored.created == 1_700_000_001)
+        #expect(stored.upstreamModel == "vendor/m")
+        #expect(stored.content == "two\nlines, \"quoted\"")
+        #expect(stored.finishReason == "stop")
+        #expect(stored.usageJSON == #"{"total_tokens":5}"#)
+        #expect(stored.completionJSON == body)
+        let bare = try #require(CachedAnswer.fromCompletion(body: completion(finish: "stop", message: #"{"content":null}"#), modelName: "m", keyLabel: "k"))
+        #expect(bare.content == "")
+    }
+
     @Test func replayCarriesContentFinishUsageAndDone() throws {
         let stored = try #require(CachedAnswer.fromCompletion(body: completion(finish: "stop"), modelName: "m", keyLabel: "k"))
         let text = String(decoding: stored.sseEvents, as: UTF8.self)

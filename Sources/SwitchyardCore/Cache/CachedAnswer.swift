@@ -1,35 +1,86 @@
 /// A complete answer kept for replay, in the parts needed to answer either way: as the JSON of a
 /// `chat.completion` or as a stream of `chat.completion.chunk` events.
+///
+/// A non-streaming answer is kept as its bytes alone, with where its parts stand in them: the parts are read out
+/// only when a replay needs them (a hit for a streaming request), not for every answer stored.
 public struct CachedAnswer: Sendable, Equatable {
-    public var id: String
-    public var created: Int
-    /// The upstream model id that answered (as in the original `model` field).
-    public var upstreamModel: String
     /// Our model name and key label, for the headers of a hit.
     public var modelName: String
     public var keyLabel: String
-    public var content: String
-    public var finishReason: String
-    /// The usage object's JSON, if the answer carried one.
-    public var usageJSON: String?
     /// The original JSON body when the answer came non-streaming: served byte for byte.
-    public var body: [UInt8]?
+    public private(set) var body: [UInt8]?
     /// False for tool-call answers: their JSON is served as is, but they are not replayed as a stream.
     public var replayable = true
+    private var parts: Parts
+
+    /// The parts as given one by one (a streamed answer, one from the shared tier), or their places in `body`.
+    private enum Parts: Sendable, Equatable {
+        case given(id: String, upstreamModel: String, content: String, usageJSON: String?)
+        /// JSON string tokens (quotes included) and the usage object's text, as ranges of `body`.
+        case inBody(id: Range<Int>?, upstreamModel: Range<Int>?, content: Range<Int>?, usageJSON: Range<Int>?)
+    }
+
+    public let created: Int
+    public let finishReason: String
+
+    public var id: String {
+        switch parts {
+        case .given(let id, _, _, _): id
+        case .inBody(let id, _, _, _): text(id)
+        }
+    }
+
+    /// The upstream model id that answered (as in the original `model` field).
+    public var upstreamModel: String {
+        switch parts {
+        case .given(_, let model, _, _): model
+        case .inBody(_, let model, _, _): text(model)
+        }
+    }
+
+    public var content: String {
+        switch parts {
+        case .given(_, _, let content, _): content
+        case .inBody(_, _, let content, _): text(content)
+        }
+    }
+
+    /// The usage object's JSON, if the answer carried one.
+    public var usageJSON: String? {
+        switch parts {
+        case .given(_, _, _, let usage): usage
+        case .inBody(_, _, _, let usage): usage.map { range in body.map { String(decoding: $0[range], as: UTF8.self) } ?? "" }
+        }
+    }
 
     public init(
         id: String, created: Int, upstreamModel: String, modelName: String, keyLabel: String, content: String, finishReason: String,
         usageJSON: String?, body: [UInt8]?
     ) {
-        self.id = id
-        self.created = created
-        self.upstreamModel = upstreamModel
         self.modelName = modelName
         self.keyLabel = keyLabel
-        self.content = content
-        self.finishReason = finishReason
-        self.usageJSON = usageJSON
         self.body = body
+        self.created = created
+        self.finishReason = finishReason
+        parts = .given(id: id, upstreamModel: upstreamModel, content: content, usageJSON: usageJSON)
+    }
+
+    private init(body: [UInt8], parts: Parts, created: Int, finishReason: String, modelName: String, keyLabel: String) {
+        self.modelName = modelName
+        self.keyLabel = keyLabel
+        self.body = body
+        self.created = created
+        self.finishReason = finishReason
+        self.parts = parts
+    }
+
+    /// The string token at `range` of the body, decoded; empty when there is none.
+    private func text(_ range: Range<Int>?) -> String {
+        guard let range, let body else { return "" }
+        return body.withUnsafeBytes { raw in
+            var reader = JSONReader(bytes: UnsafeRawBufferPointer(rebasing: raw[range]))
+            return reader.string() ?? ""
+        }
     }
 
     /// Only complete answers are stored: a `length` cut, an error or an unfinished answer never is.
@@ -39,8 +90,12 @@ public struct CachedAnswer: Sendable, Equatable {
 
     /// Approximate memory held, for the byte bound.
     public var cost: Int {
-        128 + id.utf8.count + upstreamModel.utf8.count + modelName.utf8.count + keyLabel.utf8.count + content.utf8.count
-            + (usageJSON?.utf8.count ?? 0) + (body?.count ?? 0)
+        let parts =
+            switch parts {
+            case .given(let id, let model, let content, let usage): id.utf8.count + model.utf8.count + content.utf8.count + (usage?.utf8.count ?? 0)
+            case .inBody: 0
+            }
+        return 128 + modelName.utf8.count + keyLabel.utf8.count + finishReason.utf8.count + parts + (body?.count ?? 0)
     }
 
     /// The answer as a `chat.completion` body.
@@ -86,22 +141,31 @@ public struct CachedAnswer: Sendable, Equatable {
         return answer
     }
 
-    /// Reads a non-streaming answer; nil unless it has exactly one complete text choice.
+    /// Reads a non-streaming answer; nil unless it has exactly one complete text choice. Its parts are found, not
+    /// copied out: the answer keeps `body` and their places in it.
     public static func fromCompletion(body: [UInt8], modelName: String, keyLabel: String) -> CachedAnswer? {
         body.withUnsafeBytes { raw -> CachedAnswer? in
             var reader = JSONReader(bytes: raw)
             reader.skipSpace()
-            var id = "", model = "", created = 0
-            var content: String?
+            var id: Range<Int>?, model: Range<Int>?, content: Range<Int>?, usage: Range<Int>?
+            var created = 0
             var finish: String?
             var choices = 0
-            var usage: String?
             var refused = false
             var toolCalls = false
+            /// The string token at the cursor, quotes included; nil when there is none.
+            func stringToken(_ r: inout JSONReader) -> Range<Int>? {
+                let start = r.i
+                return r.skipString() == nil ? nil : start..<r.i
+            }
             let ok = reader.fields(depth: 0) { r, key in
                 switch key {
-                case "id": if let s = r.string() { id = s; return true } else { return false }
-                case "model": if let s = r.string() { model = s; return true } else { return false }
+                case "id":
+                    id = stringToken(&r)
+                    return id != nil
+                case "model":
+                    model = stringToken(&r)
+                    return model != nil
                 case "created":
                     let start = r.i
                     guard r.skipValue(depth: 1) else { return false }
@@ -110,7 +174,7 @@ public struct CachedAnswer: Sendable, Equatable {
                 case "usage":
                     let start = r.i
                     guard r.skipValue(depth: 1) else { return false }
-                    usage = String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<r.i]), as: UTF8.self)
+                    usage = start..<r.i
                     return true
                 case "choices":
                     guard r.peek() == UInt8(ascii: "[") else { return r.skipValue(depth: 1) }
@@ -127,7 +191,10 @@ public struct CachedAnswer: Sendable, Equatable {
                                 return r.skipValue(depth: 3)
                             case "message":
                                 return r.fields(depth: 3) { r, key in
-                                    if key == "content", r.peek() == UInt8(ascii: "\"") { content = r.string(); return content != nil }
+                                    if key == "content", r.peek() == UInt8(ascii: "\"") {
+                                        content = stringToken(&r)
+                                        return content != nil
+                                    }
                                     if key == "tool_calls" { toolCalls = true }
                                     return r.skipValue(depth: 4)
                                 }
@@ -154,8 +221,8 @@ public struct CachedAnswer: Sendable, Equatable {
             }
             guard ok, choices == 1, !refused, isComplete(finishReason: finish), let finish else { return nil }
             var answer = CachedAnswer(
-                id: id, created: created, upstreamModel: model, modelName: modelName, keyLabel: keyLabel, content: content ?? "",
-                finishReason: finish, usageJSON: usage, body: body)
+                body: body, parts: .inBody(id: id, upstreamModel: model, content: content, usageJSON: usage), created: created,
+                finishReason: finish, modelName: modelName, keyLabel: keyLabel)
             answer.replayable = !toolCalls
             return answer
         }
