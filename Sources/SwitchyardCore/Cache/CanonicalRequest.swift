@@ -55,7 +55,7 @@ public enum CanonicalRequest {
 /// Room shared by every object of one request made canonical, so that an object allocates nothing of its own:
 /// its members go on `members` (and are cut back after), its sorted form is put together in `form`.
 struct CanonicalScratch {
-    /// A member of an object being made canonical: its name, and where its canonical value lies in the output.
+    /// A member of an object being made canonical: its name, and where its canonical value lies in `values`.
     struct Member {
         var name: Name
         var value: Range<Int>
