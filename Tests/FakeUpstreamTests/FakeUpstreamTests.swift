@@ -160,7 +160,7 @@ import Testing
 
     @Test func aResetArrivesBeforeAnyByte() async throws {
         try await withFake("default: reset") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(), timeout: 3)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(), timeout: 3)
             #expect(result.end == .reset)
             #expect(result.bytes.isEmpty)
         }
@@ -168,7 +168,7 @@ import Testing
 
     @Test func aHangNeverAnswers() async throws {
         try await withFake("default: hang") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(), timeout: 0.5)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(), timeout: 0.5)
             #expect(result.end == .timedOut)
             #expect(result.bytes.isEmpty)
         }
@@ -176,7 +176,7 @@ import Testing
 
     @Test func aCutStreamEndsWithoutTheTerminatingChunk() async throws {
         try await withFake("default: { fault: cut, after_tokens: 4 }") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 3)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 3)
             #expect(result.end == .closed)
             #expect(result.bytes.hasPrefix("HTTP/1.1 200"))
             #expect(result.bytes.components(separatedBy: "\"content\":\"").count - 1 == 5)  // role chunk + 4 tokens
@@ -187,7 +187,7 @@ import Testing
 
     @Test func aStallStaysOpenAndSilent() async throws {
         try await withFake("default: { fault: stall, after_tokens: 3 }") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 0.6)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 0.6)
             #expect(result.end == .timedOut)
             #expect(result.bytes.contains("\"content\""))
             #expect(!result.bytes.contains("[DONE]"))
@@ -196,7 +196,7 @@ import Testing
 
     @Test func theFirstTokenCanComeLate() async throws {
         try await withFake("default: { fault: slow_first_token, delay: 400ms }") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 5)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 5)
             #expect(result.end == .timedOut || result.end == .closed || result.bytes.contains("[DONE]"))
             let headerAt = try #require(result.arrivals.first { $0.text.hasPrefix("HTTP/1.1 200") }?.ms)
             let firstData = try #require(result.arrivals.first { $0.text.contains("data: ") }?.ms)
@@ -297,7 +297,7 @@ import Testing
 
     @Test func latencyAndTokenIntervalSlowTheAnswer() async throws {
         try await withFake("default: { latency: 150ms, token_interval: 20ms, answer_tokens: 5 }") { server, _ in
-            let result = RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 5)
+            let result = try await RawExchange.run(port: server.port, body: chatBody(stream: true), timeout: 5)
             let first = try #require(result.arrivals.first?.ms)
             let last = try #require(result.arrivals.last?.ms)
             #expect(first >= 145)

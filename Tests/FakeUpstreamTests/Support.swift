@@ -78,7 +78,9 @@ func get(_ client: HTTPClient, _ server: FakeUpstreamServer, _ path: String, key
     return Reply(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: String(buffer: bytes))
 }
 
-/// A plain TCP exchange, to see faults at the socket level: what bytes came and how the connection ended.
+/// A plain TCP exchange, to see faults at the socket level: what bytes came and how the connection ended. Its
+/// blocking reads wait up to `timeout` on a thread of their own (`onThread`): on the cooperative pool, two of them
+/// at once held both of this machine's threads for seconds and every test beside them timed out.
 enum RawExchange {
     enum End: Equatable { case closed, reset, timedOut }
 
@@ -89,7 +91,11 @@ enum RawExchange {
         var arrivals: [(ms: Double, text: String)]
     }
 
-    static func run(port: Int, body: String, key: String = "sk-fake-1", timeout: Double) -> Result {
+    static func run(port: Int, body: String, key: String = "sk-fake-1", timeout: Double) async throws -> Result {
+        try await onThread { exchange(port: port, body: body, key: key, timeout: timeout) }
+    }
+
+    private static func exchange(port: Int, body: String, key: String, timeout: Double) -> Result {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = sockaddr_in()
