@@ -511,25 +511,29 @@ extension Duration {
     }
 }
 
-/// Holds the connection's flushes while the fake decides and logs an answer, then lets one through: the log
-/// entry of a request exists before the client can read any byte of its answer.
+/// Holds the connection's flushes and closes while the fake decides and logs an answer, then lets them through:
+/// the log entry of a request exists before the client can read any byte of its answer, or see its end.
 final class FlushGate: ChannelOutboundHandler, RemovableChannelHandler {
     typealias OutboundIn = HTTPServerResponsePart
 
     private var holding = false
     private var heldFlush = false
+    private var heldCloses: [(mode: CloseMode, promise: EventLoopPromise<Void>?)] = []
 
     func hold() {
         holding = true
     }
 
-    /// Stops holding; a flush asked for meanwhile goes out now.
+    /// Stops holding; a flush asked for meanwhile goes out now, then a close (a fault that cut the answer).
     func release(context: ChannelHandlerContext) {
         holding = false
         if heldFlush {
             heldFlush = false
             context.flush()
         }
+        let closes = heldCloses
+        heldCloses = []
+        for close in closes { context.close(mode: close.mode, promise: close.promise) }
     }
 
     func flush(context: ChannelHandlerContext) {
@@ -542,6 +546,10 @@ final class FlushGate: ChannelOutboundHandler, RemovableChannelHandler {
 
     /// A fault that closes the connection mid-answer (a cut) sends what it wrote first.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        if holding {
+            heldCloses.append((mode, promise))
+            return
+        }
         if heldFlush {
             heldFlush = false
             context.flush()
