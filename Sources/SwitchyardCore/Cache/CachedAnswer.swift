@@ -2,7 +2,7 @@
 /// `chat.completion` or as a stream of `chat.completion.chunk` events.
 ///
 /// A non-streaming answer is kept as its bytes alone, with where its parts stand in them: the parts are read out
-/// only when a replay needs them (a hit for a streaming request), not for every answer stored.
+/// only when a replay needs them (a hit for a streaming request, the shared tier), not for every answer stored.
 public struct CachedAnswer: Sendable, Equatable {
     /// Our model name and key label, for the headers of a hit.
     public var modelName: String
@@ -11,6 +11,8 @@ public struct CachedAnswer: Sendable, Equatable {
     public private(set) var body: [UInt8]?
     /// False for tool-call answers: their JSON is served as is, but they are not replayed as a stream.
     public var replayable = true
+    public let created: Int
+    public let finishReason: String
     private var parts: Parts
 
     /// The parts as given one by one (a streamed answer, one from the shared tier), or their places in `body`.
@@ -19,9 +21,6 @@ public struct CachedAnswer: Sendable, Equatable {
         /// JSON string tokens (quotes included) and the usage object's text, as ranges of `body`.
         case inBody(id: Range<Int>?, upstreamModel: Range<Int>?, content: Range<Int>?, usageJSON: Range<Int>?)
     }
-
-    public let created: Int
-    public let finishReason: String
 
     public var id: String {
         switch parts {
