@@ -5,42 +5,47 @@ import SwitchyardCore
 /// added where the client left a field out; a continuation appends the partial answer as an assistant prefill.
 /// Every other field, known or not, passes through byte for byte: no decoding, no re-encoding.
 enum UpstreamBody {
+    /// `with` in place of the `replacing` bytes at `at` of the client's body.
+    private struct Edit {
+        var at: Int
+        var replacing: Int
+        var with: [UInt8]
+    }
+
     static func build(
         original: ByteBuffer, summary: ChatRequestSummary, upstreamModel: [UInt8], defaults: [String: String],
         prefill: String? = nil
     ) -> ByteBuffer {
+        let model = Edit(at: summary.modelRange.lowerBound, replacing: summary.modelRange.count, with: upstreamModel)
+        let continuation = prefill.map {
+            Edit(at: summary.messagesEnd, replacing: 0, with: Array(#",{"role":"assistant","content":\#(JSONText.quoted($0))}"#.utf8))
+        }
+        var added = ""
+        for (name, json) in defaults.sorted(by: { $0.key < $1.key }) where !summary.has(field: name) {
+            added += "," + JSONText.quoted(name) + ":" + json
+        }
+        let fields = added.isEmpty ? nil : Edit(at: summary.objectEnd, replacing: 0, with: Array(added.utf8))
         let view = original.readableBytesView
         let base = view.startIndex
-        if prefill == nil, defaults.isEmpty {
-            // The usual case: only the model is replaced.
-            var out = ByteBufferAllocator().buffer(capacity: view.count - summary.modelRange.count + upstreamModel.count)
-            out.writeBytes(view[base..<(base + summary.modelRange.lowerBound)])
-            out.writeBytes(upstreamModel)
-            out.writeBytes(view[(base + summary.modelRange.upperBound)...])
-            return out
-        }
-        var edits: [(at: Int, replacing: Int, with: [UInt8])] = [
-            (summary.modelRange.lowerBound, summary.modelRange.count, upstreamModel)
-        ]
-        if let prefill {
-            let message = #",{"role":"assistant","content":\#(JSONText.quoted(prefill))}"#
-            edits.append((summary.messagesEnd, 0, Array(message.utf8)))
-        }
-        if !defaults.isEmpty {
-            var added = ""
-            for (name, json) in defaults.sorted(by: { $0.key < $1.key }) where !summary.has(field: name) {
-                added += "," + JSONText.quoted(name) + ":" + json
-            }
-            if !added.isEmpty { edits.append((summary.objectEnd, 0, Array(added.utf8))) }
-        }
-        edits.sort { $0.at < $1.at }
-        var out = ByteBufferAllocator().buffer(capacity: view.count + edits.reduce(0) { $0 + $1.with.count } + 16)
+        let growth = model.with.count - model.replacing + (continuation?.with.count ?? 0) + (fields?.with.count ?? 0)
+        var out = ByteBufferAllocator().buffer(capacity: view.count + growth)
         var position = 0
-        for edit in edits {
+        func apply(_ edit: Edit?) {
+            guard let edit else { return }
             out.writeBytes(view[(base + position)..<(base + edit.at)])
             out.writeBytes(edit.with)
             position = edit.at + edit.replacing
         }
+        // In the body's order, with no list to sort: `model` may come before or after the messages; added fields
+        // go before the object's closing brace, after both.
+        if let continuation, continuation.at < model.at {
+            apply(continuation)
+            apply(model)
+        } else {
+            apply(model)
+            apply(continuation)
+        }
+        apply(fields)
         out.writeBytes(view[(base + position)...])
         return out
     }
