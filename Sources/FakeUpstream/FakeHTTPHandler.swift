@@ -78,7 +78,9 @@ final class FakeHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func bearer(_ head: HTTPRequestHead) -> String {
         guard let value = head.headers.first(name: "authorization") else { return "" }
         let bytes = value.utf8
-        guard bytes.count >= 7, zip(bytes.prefix(7), "bearer ".utf8).allSatisfy({ $0 | 0x20 == $1 }) else { return "" }
+        // Letters in either case, the rest exactly (as `lowercased().hasPrefix` read it, without the copy).
+        let folded = bytes.prefix(7).lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        guard bytes.count >= 7, folded.elementsEqual("bearer ".utf8) else { return "" }
         let isBlank = { (c: UInt8) in c == 0x20 || c == 0x09 }
         let token = bytes.dropFirst(7).drop(while: isBlank)
         guard let last = token.lastIndex(where: { !isBlank($0) }) else { return "" }
@@ -544,16 +546,12 @@ final class FlushGate: ChannelOutboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// A fault that closes the connection mid-answer (a cut) sends what it wrote first.
+    /// A fault that closes the connection mid-answer (a cut) does so on release, after what it wrote went out.
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if holding {
             heldCloses.append((mode, promise))
-            return
+        } else {
+            context.close(mode: mode, promise: promise)
         }
-        if heldFlush {
-            heldFlush = false
-            context.flush()
-        }
-        context.close(mode: mode, promise: promise)
     }
 }
