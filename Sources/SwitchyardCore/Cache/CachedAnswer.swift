@@ -87,6 +87,9 @@ public struct CachedAnswer: Sendable, Equatable {
         finishReason == "stop" || finishReason == "tool_calls"
     }
 
+    /// What an answer costs in the byte bound before its text: the least any answer costs.
+    public static let fixedCost = 128
+
     /// Approximate memory held, for the byte bound.
     public var cost: Int {
         let parts =
@@ -94,7 +97,7 @@ public struct CachedAnswer: Sendable, Equatable {
             case .given(let id, let model, let content, let usage): id.utf8.count + model.utf8.count + content.utf8.count + (usage?.utf8.count ?? 0)
             case .inBody: 0
             }
-        return 128 + modelName.utf8.count + keyLabel.utf8.count + finishReason.utf8.count + parts + (body?.count ?? 0)
+        return Self.fixedCost + modelName.utf8.count + keyLabel.utf8.count + finishReason.utf8.count + parts + (body?.count ?? 0)
     }
 
     /// The answer as a `chat.completion` body.

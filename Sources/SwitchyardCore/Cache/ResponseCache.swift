@@ -56,7 +56,9 @@ public final class ResponseCache: Sendable {
     private let store: Locked<Store>
 
     public init(limits: Limits) {
-        store = Locked(Store(limits: limits))
+        var s = Store(limits: limits)
+        Self.reserveRoom(&s)
+        store = Locked(s)
     }
 
     public var limits: Limits {
@@ -68,7 +70,21 @@ public final class ResponseCache: Sendable {
         store.withLock { s in
             s.limits = limits
             Self.evictToFit(&s)
+            Self.reserveRoom(&s)
         }
+    }
+
+    /// Entries whose room is made up front, at most: beyond it the store grows as it fills.
+    static let reservedEntriesCap = 1 << 17
+
+    /// Makes room for as many entries as the limits allow (up to `reservedEntriesCap`), so that a filling cache
+    /// neither rehashes its index nor copies its nodes as they double. The room is address space: its pages are
+    /// touched, and count in the process's memory, only as entries arrive.
+    private static func reserveRoom(_ s: inout Store) {
+        let room = min(s.limits.maxEntries, s.limits.maxBytes / CachedAnswer.fixedCost, reservedEntriesCap)
+        guard room > s.nodes.capacity else { return }
+        s.index.reserveCapacity(room)
+        s.nodes.reserveCapacity(room)
     }
 
     /// The stored answer, if any and not expired. A hit is counted here; a miss is counted by `countMiss`
@@ -138,6 +154,7 @@ public final class ResponseCache: Sendable {
             let count = s.index.count
             let stats = s.stats
             s = Store(limits: s.limits)
+            Self.reserveRoom(&s)
             s.stats = stats
             s.stats.entries = 0
             s.stats.bytes = 0
