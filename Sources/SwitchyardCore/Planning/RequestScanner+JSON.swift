@@ -157,6 +157,10 @@ extension RequestScanner {
         var ascii = 0
         var other = 0
         while i < bytes.count {
+            let plain = PlainRun.length(in: bytes, from: i, asciiOnly: true)
+            ascii += plain
+            i += plain
+            guard i < bytes.count else { break }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 i += 1
@@ -198,9 +202,6 @@ extension RequestScanner {
                 }
             } else if c < 0x20 {
                 throw fail("invalid JSON string: control character")
-            } else if c < 0x80 {
-                ascii += 1
-                i += 1
             } else {
                 let n = try utf8Sequence()
                 other += n

@@ -250,6 +250,8 @@ struct JSONReader {
         let start = i
         var escaped = false
         while i < bytes.count {
+            i += PlainRun.length(in: bytes, from: i, asciiOnly: false)
+            guard i < bytes.count else { break }
             let c = bytes[i]
             if c == UInt8(ascii: "\"") {
                 let range = start..<i
