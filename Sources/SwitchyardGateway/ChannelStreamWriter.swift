@@ -50,15 +50,21 @@ struct ChannelStreamWriter: ResponseBodyWriter {
     }
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        let (handler, context) = (self.handler, self.context)
-        try await loop.flatSubmit { handler.value.writeStreamPart(context.value, buffer) }.get()
+        let (handler, context, loop) = (self.handler, self.context, self.loop)
+        try await loop.flatSubmit {
+            let written = loop.makePromise(of: Void.self)
+            handler.value.writeStreamPart(context.value, buffer, written: written)
+            return written.futureResult
+        }.get()
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
-        let (handler, context, progress) = (self.handler, self.context, self.progress)
+        let (handler, context, progress, loop) = (self.handler, self.context, self.progress, self.loop)
         try await loop.flatSubmit {
             progress.ended.store(true, ordering: .relaxed)
-            return handler.value.endStream(context.value)
+            let written = loop.makePromise(of: Void.self)
+            handler.value.endStream(context.value, written: written)
+            return written.futureResult
         }.get()
     }
 }

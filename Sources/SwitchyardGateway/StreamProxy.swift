@@ -227,7 +227,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
     /// Writes what the last read made, and holds reads while the client cannot take more.
     private func flush() {
         guard unwritten.readableBytes > 0 else { return }
-        _ = handler.writeStreamPart(context, unwritten)
+        handler.writeStreamPart(context, unwritten, written: nil)
         unwritten = context.channel.allocator.buffer(capacity: 0)
         if !context.channel.isWritable { readsHeld = true }
     }
@@ -244,7 +244,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
         flush()
         end(cancellingUpstream: false)
         dispatcher.streamCompleted(session)
-        _ = handler.endStream(context)
+        handler.endStream(context, written: nil)
         route.streamEnded(session, .completed, admitted)
     }
 
