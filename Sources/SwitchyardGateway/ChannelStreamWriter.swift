@@ -33,7 +33,7 @@ struct ChannelStreamWriter: ResponseBodyWriter {
         let writer = ChannelStreamWriter(handler: handler, context: context, progress: Progress())
         do {
             if let (status, fields) = head {
-                try await loop.flatSubmit { handler.value.writeStreamHead(context.value, status: status, fields: fields) }.get()
+                try await written(on: loop) { handler.value.writeStreamHead(context.value, status: status, fields: fields, written: $0) }
             }
             try await body.write(writer)
         } catch {}
@@ -51,19 +51,22 @@ struct ChannelStreamWriter: ResponseBodyWriter {
 
     mutating func write(_ buffer: ByteBuffer) async throws {
         let (handler, context, loop) = (self.handler, self.context, self.loop)
-        try await loop.flatSubmit {
-            let written = loop.makePromise(of: Void.self)
-            handler.value.writeStreamPart(context.value, buffer, written: written)
-            return written.futureResult
-        }.get()
+        try await Self.written(on: loop) { handler.value.writeStreamPart(context.value, buffer, written: $0) }
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
         let (handler, context, progress, loop) = (self.handler, self.context, self.progress, self.loop)
-        try await loop.flatSubmit {
+        try await Self.written(on: loop) {
             progress.ended.store(true, ordering: .relaxed)
+            handler.value.endStream(context.value, written: $0)
+        }
+    }
+
+    /// Runs `write` on `loop` with a promise of its own and waits until what it wrote is handed to the socket.
+    private static func written(on loop: any EventLoop, _ write: @escaping @Sendable (EventLoopPromise<Void>) -> Void) async throws {
+        try await loop.flatSubmit {
             let written = loop.makePromise(of: Void.self)
-            handler.value.endStream(context.value, written: written)
+            write(written)
             return written.futureResult
         }.get()
     }

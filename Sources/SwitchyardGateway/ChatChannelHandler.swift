@@ -286,11 +286,16 @@ final class ChatChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: streams, written by `StreamProxy` on this loop or by their task through `ChannelStreamWriter`
 
-    /// Unflushed, the head leaves with the body part written next.
-    func writeStreamHead(_ context: ChannelHandlerContext, status: HTTPResponse.Status, fields: HTTPFields, flush: Bool = true) -> EventLoopFuture<Void> {
-        guard !removed else { return context.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) }
+    /// Unflushed, the head leaves with the body part written next; `written`, when given, completes once it is written.
+    func writeStreamHead(
+        _ context: ChannelHandlerContext, status: HTTPResponse.Status, fields: HTTPFields, flush: Bool = true, written: EventLoopPromise<Void>?
+    ) {
+        guard !removed else {
+            written?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         let head = wrapOutboundOut(.head(responseHead(status: status, fields: fields, contentLength: nil)))
-        return flush ? context.writeAndFlush(head) : context.write(head)
+        if flush { context.writeAndFlush(head, promise: written) } else { context.write(head, promise: written) }
     }
 
     /// Writes and flushes a part of a stream; `written`, when given, completes once it is written. The relay on the

@@ -215,7 +215,7 @@ final class StreamProxy: UpstreamExchangeDelegate {
             request: chat, walk: walk, events: nil, model: model, key: key, pending: [], delivered: delivered, finishSeen: finishSeen)
         phase = .relaying(session)
         // The head leaves with the first frames, flushed at the end of this read.
-        _ = handler.writeStreamHead(context, status: .ok, fields: route.streamHeaders(session, admitted), flush: false)
+        handler.writeStreamHead(context, status: .ok, fields: route.streamHeaders(session, admitted), flush: false, written: nil)
         session.frames(of: pending, into: &unwritten)
         pending = []
         lastEvent = Monotonic.now()
