@@ -327,6 +327,13 @@ enum JSONUnescape {
             return v
         }
         while j < raw.count {
+            // The text up to the next escape is copied whole.
+            let plain = PlainRun.length(in: raw, from: j, asciiOnly: false)
+            if plain > 0, let base = raw.baseAddress {
+                out.append(contentsOf: UnsafeBufferPointer(start: (base + j).assumingMemoryBound(to: UInt8.self), count: plain))
+                j += plain
+                continue
+            }
             let c = raw[j]
             guard c == UInt8(ascii: "\\"), j + 1 < raw.count else {
                 out.append(c)
