@@ -91,6 +91,10 @@ struct ScanBenchmark {
                 .utf8)
         let document = String(repeating: "Freight cars are sorted by gravity over the hump into classification tracks. ", count: 300)
         let large = Array(#"{"model":"long","messages":[{"role":"user","content":"\#(document)"}]}"#.utf8)
+        // The same text in lines, as prompts mostly come: every string holds escapes to decode and write again.
+        let lines = String(repeating: #"Freight cars are sorted by gravity over the hump into classification tracks.\n"#, count: 300)
+        let lined = Array(#"{"model":"long","messages":[{"role":"user","content":"\#(lines)"}]}"#.utf8)
+        let linedMessages = Array(#"{"model":"long","max_tokens":256,"messages":[{"role":"user","content":"\#(lines)"}]}"#.utf8)
         let smallResult = measure(runs: runs, iterations: 200_000) {
             blackHole((try? ChatRequestScan.scan(small))?.estimatedPromptTokens ?? 0)
         }
@@ -103,6 +107,12 @@ struct ScanBenchmark {
         let largeKeyResult = measure(runs: runs, iterations: 5_000) {
             blackHole(large.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
         }
+        let linedKeyResult = measure(runs: runs, iterations: 5_000) {
+            blackHole(lined.withUnsafeBytes { CanonicalRequest.key(body: $0, scope: "shared", defaults: [:]) } == nil ? 0 : 1)
+        }
+        let linedTranslateResult = measure(runs: runs, iterations: 5_000) {
+            blackHole((try? AnthropicRequest.translate(linedMessages))?.body.count ?? 0)
+        }
         let answer = Array(
             #"{"id":"gen-1733390000-abcdefghijklmnopqrst","object":"chat.completion","created":1733390000,"model":"meta-llama/llama-3.1-8b-instruct:free","choices":[{"index":0,"message":{"role":"assistant","content":"Freight cars roll over the hump at dawn, sorted by gravity into their tracks."},"finish_reason":"stop"}],"usage":{"prompt_tokens":42,"completion_tokens":17,"total_tokens":59}}"#
                 .utf8)
@@ -114,6 +124,8 @@ struct ScanBenchmark {
             MicroResult(name: "scan \(large.count / 1024) KB request", nanosecondsPerOp: largeResult),
             MicroResult(name: "cache key of the \(small.count) B request", nanosecondsPerOp: keyResult),
             MicroResult(name: "cache key of the \(large.count / 1024) KB request", nanosecondsPerOp: largeKeyResult),
+            MicroResult(name: "cache key of the \(lined.count / 1024) KB request in lines", nanosecondsPerOp: linedKeyResult),
+            MicroResult(name: "translate the \(linedMessages.count / 1024) KB Messages request in lines", nanosecondsPerOp: linedTranslateResult),
             MicroResult(name: "read a \(answer.count) B answer for the cache", nanosecondsPerOp: answerResult),
         ]
     }
