@@ -110,6 +110,7 @@ extension JSONReader {
                 out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
                 return true
             }
+            if CanonicalString.appendASCII(escaped: UnsafeRawBufferPointer(rebasing: bytes[(start + 1)..<(i - 1)]), to: &out) { return true }
             i = start
             guard let text = string() else { return false }
             JSONText.appendQuoted(text, to: &out)

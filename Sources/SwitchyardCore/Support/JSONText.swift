@@ -33,7 +33,8 @@ public enum JSONText {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
+    /// The escape of a quote, a backslash or a control character.
+    static func appendEscape(_ byte: UInt8, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\\"))
         switch byte {
         case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(byte)
