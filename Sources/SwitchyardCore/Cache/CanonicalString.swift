@@ -14,9 +14,8 @@ enum CanonicalString {
         out.append(UInt8(ascii: "\""))
         var i = 0
         while i < escaped.count {
-            let plain = PlainRun.length(in: escaped, from: i, asciiOnly: true)
-            if plain > 0, let base = escaped.baseAddress {
-                out.append(contentsOf: UnsafeBufferPointer(start: (base + i).assumingMemoryBound(to: UInt8.self), count: plain))
+            let plain = PlainRun.append(in: escaped, from: i, asciiOnly: true, to: &out)
+            if plain > 0 {
                 i += plain
                 continue
             }

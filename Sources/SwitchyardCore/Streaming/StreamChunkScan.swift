@@ -328,9 +328,8 @@ enum JSONUnescape {
         }
         while j < raw.count {
             // The text up to the next escape is copied whole.
-            let plain = PlainRun.length(in: raw, from: j, asciiOnly: false)
-            if plain > 0, let base = raw.baseAddress {
-                out.append(contentsOf: UnsafeBufferPointer(start: (base + j).assumingMemoryBound(to: UInt8.self), count: plain))
+            let plain = PlainRun.append(in: raw, from: j, asciiOnly: false, to: &out)
+            if plain > 0 {
                 j += plain
                 continue
             }

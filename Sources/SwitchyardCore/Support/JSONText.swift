@@ -20,9 +20,7 @@ public enum JSONText {
             out.append(UInt8(ascii: "\""))
             var i = 0
             while i < utf8.count {
-                let plain = PlainRun.length(in: raw, from: i, asciiOnly: false)
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: utf8[i..<(i + plain)]))
-                i += plain
+                i += PlainRun.append(in: raw, from: i, asciiOnly: false, to: &out)
                 guard i < utf8.count else { break }
                 appendEscape(utf8[i], to: &out)
                 i += 1

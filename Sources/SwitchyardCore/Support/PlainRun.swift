@@ -29,6 +29,16 @@ enum PlainRun {
         return i - start
     }
 
+    /// Appends the run `length` finds from `start` to `out`, whole; returns its length.
+    @inline(__always)
+    static func append(in bytes: UnsafeRawBufferPointer, from start: Int, asciiOnly: Bool, to out: inout [UInt8]) -> Int {
+        let count = length(in: bytes, from: start, asciiOnly: asciiOnly)
+        if count > 0, let base = bytes.baseAddress {
+            out.append(contentsOf: UnsafeBufferPointer(start: (base + start).assumingMemoryBound(to: UInt8.self), count: count))
+        }
+        return count
+    }
+
     /// The high bit of each byte of `word` that needs a look (and maybe of some bytes above the first such).
     @inline(__always)
     static func needsALook(_ word: UInt64, asciiOnly: Bool) -> UInt64 {
