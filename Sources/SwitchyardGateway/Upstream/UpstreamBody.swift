@@ -17,14 +17,20 @@ enum UpstreamBody {
         prefill: String? = nil
     ) -> ByteBuffer {
         let model = Edit(at: summary.modelRange.lowerBound, replacing: summary.modelRange.count, with: upstreamModel)
-        let continuation = prefill.map {
-            Edit(at: summary.messagesEnd, replacing: 0, with: Array(#",{"role":"assistant","content":\#(JSONText.quoted($0))}"#.utf8))
+        let continuation = prefill.map { text in
+            var message = Array(#",{"role":"assistant","content":"#.utf8)
+            JSONText.appendQuoted(text, to: &message)
+            message.append(UInt8(ascii: "}"))
+            return Edit(at: summary.messagesEnd, replacing: 0, with: message)
         }
-        var added = ""
+        var added: [UInt8] = []
         for (name, json) in defaults.sorted(by: { $0.key < $1.key }) where !summary.has(field: name) {
-            added += "," + JSONText.quoted(name) + ":" + json
+            added.append(UInt8(ascii: ","))
+            JSONText.appendQuoted(name, to: &added)
+            added.append(UInt8(ascii: ":"))
+            added.append(contentsOf: json.utf8)
         }
-        let fields = added.isEmpty ? nil : Edit(at: summary.objectEnd, replacing: 0, with: Array(added.utf8))
+        let fields = added.isEmpty ? nil : Edit(at: summary.objectEnd, replacing: 0, with: added)
         let view = original.readableBytesView
         let base = view.startIndex
         let growth = model.with.count - model.replacing + (continuation?.with.count ?? 0) + (fields?.with.count ?? 0)
