@@ -10,7 +10,6 @@ enum CanonicalString {
     /// escapes.
     static func appendASCII(escaped: UnsafeRawBufferPointer, to out: inout [UInt8]) -> Bool {
         let mark = out.count
-        out.reserveCapacity(out.count + escaped.count + 2)
         out.append(UInt8(ascii: "\""))
         var i = 0
         while i < escaped.count {

@@ -6,17 +6,18 @@ public enum JSONText {
     /// A JSON string literal with the required escapes.
     public static func quoted(_ s: String) -> String {
         var out: [UInt8] = []
+        out.reserveCapacity(s.utf8.count + 2)
         appendQuoted(s, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
     /// Appends `s` as a JSON string literal: `"` and `\` escaped, `\n`, `\r` and `\t` by name, other control
-    /// characters as `\u00XX`; everything else as it is.
+    /// characters as `\u00XX`; everything else as it is. `out` grows as appends grow it: reserving the exact room
+    /// here would reallocate a buffer written string by string on every call.
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         var s = s
         s.withUTF8 { utf8 in
             let raw = UnsafeRawBufferPointer(utf8)
-            out.reserveCapacity(out.count + utf8.count + 2)
             out.append(UInt8(ascii: "\""))
             var i = 0
             while i < utf8.count {
